@@ -1,0 +1,1 @@
+"""Evaluation: the scoring functions shared by evaluation metrics and RL rewards (one implementation for both)."""

@@ -1,0 +1,88 @@
+"""The strict config loader every job shares: YAML + dotted overrides, all problems reported together."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from ray_jobs.config_loader import ConfigError, apply_override, load_config, parse_job_args
+
+
+class Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    num_patients: int = 10
+    seed: int = 0
+
+
+class Outer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "demo"
+    inner: Inner = Field(default_factory=Inner)
+    tags: list[str] = Field(default_factory=list)
+
+
+@pytest.mark.parametrize(
+    "start, override, expected",
+    [
+        ({}, "a=1", {"a": 1}),
+        ({}, "a.b.c=x", {"a": {"b": {"c": "x"}}}),
+        ({"a": {"b": 1}}, "a.c=[1, 2]", {"a": {"b": 1, "c": [1, 2]}}),
+        ({"a": 1}, "a=", {"a": None}),
+        ({}, "flag=true", {"flag": True}),
+        ({}, "path=/data/mimic", {"path": "/data/mimic"}),
+    ],
+)
+def test_apply_override(start, override, expected):
+    apply_override(start, override)
+    assert start == expected
+
+
+@pytest.mark.parametrize("bad", ["novalue", "=3", "a.b=1"])
+def test_apply_override_rejects(bad):
+    data = {"a": 5}
+    with pytest.raises(ConfigError, match="override"):
+        apply_override(data, bad)
+
+
+def test_load_defaults_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: run1\ninner:\n  num_patients: 50\n")
+    cfg = load_config(Outer, path, ["inner.seed=3", "tags=[a, b]"])
+    assert (cfg.name, cfg.inner.num_patients, cfg.inner.seed, cfg.tags) == ("run1", 50, 3, ["a", "b"])
+    assert load_config(Outer, None) == Outer()
+
+
+def test_every_problem_is_reported_with_its_field(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("nme: typo\ninner:\n  num_patients: many\n  extra_key: 1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(Outer, path)
+    msg = str(exc.value)
+    assert str(path) in msg and "3 problem(s)" in msg
+    assert "nme: unknown key" in msg
+    assert "inner.extra_key: unknown key" in msg
+    assert "inner.num_patients" in msg
+
+
+@pytest.mark.parametrize("content, fragment", [("- a\n- b\n", "top level must be a mapping"),
+                                               ("a: [unclosed\n", "not valid YAML")])
+def test_bad_yaml_files(tmp_path, content, fragment):
+    path = tmp_path / "c.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(Outer, path)
+
+
+def test_missing_file_names_the_flag(tmp_path):
+    with pytest.raises(ConfigError, match="--config"):
+        load_config(Outer, tmp_path / "absent.yaml")
+
+
+def test_parse_job_args_exits_2_with_message(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text("bogus: 1\n")
+    with pytest.raises(SystemExit) as exc:
+        parse_job_args(Outer, ["--config", str(path)])
+    assert exc.value.code == 2
+    assert "bogus: unknown key" in capsys.readouterr().err
+    assert parse_job_args(Outer, ["inner.num_patients=7"]).inner.num_patients == 7
