@@ -49,6 +49,20 @@ def _format_errors(source: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def validate_config(model: type[M], data: dict[str, Any], source: str = "<inline config>",
+                    overrides: list[str] | tuple[str, ...] = ()) -> M:
+    """Validate an in-memory mapping (e.g. Serve's inline ``args.config``) with the same overrides and messages."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for ov in overrides:
+        apply_override(data, ov)
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(source, err)) from None
+
+
 def load_config(model: type[M], path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> M:
     data: dict[str, Any] = {}
     source = "<defaults>"
@@ -64,12 +78,7 @@ def load_config(model: type[M], path: str | Path | None, overrides: list[str] | 
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of config keys")
         data = loaded
-    for ov in overrides:
-        apply_override(data, ov)
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_errors(source, err)) from None
+    return validate_config(model, data, source, overrides)
 
 
 def parse_job_args(model: type[M], argv: list[str] | None = None, description: str = "") -> M:

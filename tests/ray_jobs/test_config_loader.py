@@ -86,3 +86,13 @@ def test_parse_job_args_exits_2_with_message(tmp_path, capsys):
     assert exc.value.code == 2
     assert "bogus: unknown key" in capsys.readouterr().err
     assert parse_job_args(Outer, ["inner.num_patients=7"]).inner.num_patients == 7
+
+
+def test_validate_config_inline_does_not_mutate_input():
+    from ray_jobs.config_loader import validate_config
+
+    data = {"inner": {"num_patients": 3}}
+    cfg = validate_config(Outer, data, "args.config", ["inner.seed=9"])
+    assert (cfg.inner.num_patients, cfg.inner.seed) == (3, 9) and data == {"inner": {"num_patients": 3}}
+    with pytest.raises(ConfigError, match=r"args\.config: 1 problem\(s\).*\n  - oops: unknown key"):
+        validate_config(Outer, {"oops": 1}, "args.config")

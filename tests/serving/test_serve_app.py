@@ -1,0 +1,123 @@
+"""The application on Ray Serve (one shared deployment per module): the official openai client, auth, predict,
+and overload -> 503 through Serve's max_ongoing_requests + max_queued_requests."""
+
+from __future__ import annotations
+
+import json
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+KEY = "serve-test-key"
+APP = "ehr-serve-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(ray_session, tiny_model_dir, tmp_path_factory):
+    from ray import serve
+
+    from serving.app import build_app_from_config
+    from serving.config import ServeConfig
+
+    keys = tmp_path_factory.mktemp("keys") / "api_keys"
+    keys.write_text(f"{KEY}\n")
+    port = _free_port()
+    cfg = ServeConfig.model_validate({
+        "app_name": APP,
+        "model": {"path": tiny_model_dir, "served_name": "tiny"},
+        "engine": {"kind": "transformers", "transformers": {"torch_threads": 1}},
+        "http": {"port": port},
+        "auth": {"api_keys_env": None, "api_keys_file": str(keys)},
+        "limits": {"max_body_bytes": 50_000, "max_input_tokens": 1024, "max_new_tokens": 256,
+                   "default_max_tokens": 16, "predict_max_new_tokens": 16},
+        # small queue so that a burst overflows it: 2 running + 2 queued, the rest 503
+        "deployment": {"num_cpus": 0.5, "max_ongoing_requests": 2, "max_queued_requests": 2},
+    })
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app_from_config(cfg), name=APP, route_prefix="/")
+    yield f"http://127.0.0.1:{port}"
+    serve.delete(APP)
+    serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    import openai
+
+    return openai.OpenAI(base_url=f"{served}/v1", api_key=KEY, max_retries=0, timeout=120)
+
+
+def test_openai_client_models_chat_completions(client):
+    assert [m.id for m in client.models.list().data] == ["tiny"]
+    chat = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Sodium?"}],
+                                          max_tokens=6)
+    assert chat.object == "chat.completion" and chat.choices[0].message.role == "assistant"
+    assert isinstance(chat.choices[0].message.content, str) and 0 < chat.usage.completion_tokens <= 6
+    done = client.completions.create(model="tiny", prompt="Creatinine", max_tokens=4)
+    assert done.object == "text_completion" and done.usage.completion_tokens <= 4
+
+
+def test_openai_client_streaming(client):
+    stream = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}],
+                                            max_tokens=5, stream=True, stream_options={"include_usage": True},
+                                            extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+    assert chunks[-1].usage.completion_tokens == 5
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert isinstance(text, str)
+    cstream = client.completions.create(model="tiny", prompt="Potassium", max_tokens=3, stream=True)
+    assert [c.choices[0].finish_reason for c in cstream][-1] in ("length", "stop")
+
+
+def test_wrong_key_is_401(served):
+    import openai
+
+    bad = openai.OpenAI(base_url=f"{served}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as exc:
+        bad.models.list()
+    assert exc.value.status_code == 401
+
+
+def test_predict_over_serve(served):
+    import httpx
+
+    h = {"Authorization": f"Bearer {KEY}"}
+    risk = httpx.post(f"{served}/v1/ehr/predict", headers=h, timeout=120,
+                      json={"ehr": "## Admissions\n- Admission_Type: URGENT", "task": "Inpatient_Mortality"}).json()
+    assert risk["kind"] == "risk" and 0.0 <= risk["p_yes"] <= 1.0
+    dm = httpx.post(f"{served}/v1/ehr/predict", headers=h, timeout=120,
+                    json={"ehr": "## Admissions\n- Admission_Type: URGENT", "task": "prescriptions"}).json()
+    assert dm["kind"] == "decision" and isinstance(dm["items"], list)
+    big = httpx.post(f"{served}/v1/ehr/predict", headers=h, timeout=120,
+                     content=json.dumps({"ehr": "x" * 60_000, "task": "prescriptions"}))
+    assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
+    bad = httpx.post(f"{served}/v1/ehr/predict", headers=h | {"Content-Type": "application/json"}, content=b"{")
+    assert bad.status_code == 422
+
+
+def test_overload_returns_503_not_a_hang(served):
+    """24 simultaneous long generations against 2 running + 2 queued slots: the overflow is rejected at once
+    with 503 by Serve (Ray 2.60 BackPressureError -> HTTP 503), everything else succeeds."""
+    import httpx
+
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "Sodium " * 50}], "max_tokens": 256}
+
+    def one(_):
+        return httpx.post(f"{served}/v1/chat/completions", json=body, timeout=300,
+                          headers={"Authorization": f"Bearer {KEY}"}).status_code
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        statuses = list(pool.map(one, range(24)))
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.count(503) >= 1 and statuses.count(200) >= 2, statuses
