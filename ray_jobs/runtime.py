@@ -23,8 +23,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     kwargs = {"address": address}
     if address == "local" and num_cpus is not None:
         kwargs["num_cpus"] = num_cpus
-    ray.init(**kwargs, log_to_driver=True)
-    log.info("Ray ready: %s (dashboard: %s)", address, ray.get_runtime_context().get_node_id())
+    context = ray.init(**kwargs, log_to_driver=True)
+    log.info("Ray ready (%s); dashboard: %s", address, getattr(context, "dashboard_url", None) or "not running")
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -47,3 +47,13 @@ def test_job_entrypoint_builds_the_demo_config(ray_session, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"timelines: {tmp_path / 'timelines'} (12 patients" in printed
     assert len(list((tmp_path / "markdown").glob("part-*.parquet"))) == 2
+
+
+def test_bad_source_exits_with_the_message_before_starting_ray(tmp_path, capsys):
+    from ray_jobs.build_timelines import main
+
+    (tmp_path / "mimic").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"mimic_root={tmp_path / 'mimic'}", f"output_dir={tmp_path / 'out'}"])
+    assert exit_info.value.code == 2
+    assert "must be the folder that contains hosp/" in capsys.readouterr().err

@@ -1,0 +1,231 @@
+"""Phase 1: stream one source table and partition its rows by patient into ``num_buckets`` buckets.
+
+Every batch is normalised to timeline strings (:mod:`data_pipeline.mimic.values`), gets its dictionary display
+fields (:mod:`data_pipeline.timeline.joins`) and three key columns:
+
+``_sid`` (int64 subject_id), ``_t`` (int64 seconds of the table's time field, null when untimed/missing) and
+``_row`` (the row's 0-based position in its source file, the last tie-break).
+
+The file is read in chunks of about ``spill_bytes``; each chunk is normalised and written as one *spill file* in
+which every bucket present is its own record batch (rows sorted by bucket with a stable sort). Chunks are
+independent, so phase 1 runs them as parallel Ray tasks while the driver streams the file. ``_index.json`` lists,
+per spill file, the bucket of each row group; it is written last and atomically, so it also marks the table as
+finished. A re-run skips tables that have an index and clears half-written ones. Memory is bounded by the chunk
+size (times the tasks in flight), whatever the table size.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data_pipeline.mimic.reader import MimicDataError, SourceFile, SourcePlan, iter_batches
+from data_pipeline.mimic.schema import TABLES, TableSpec
+from data_pipeline.mimic.values import ValueFormatError, normalise_column
+from data_pipeline.timeline.joins import Lookup, apply_joins, load_lookups
+from data_pipeline.timeline.store import atomic_write_text, tmp_path
+
+log = logging.getLogger(__name__)
+
+INDEX = "_index.json"
+KEY_COLUMNS = ("_sid", "_t", "_row")
+#: Detail tables that are partitioned (only the rows the timeline joins are kept).
+DETAIL_FILTERS = {"note/radiology_detail": ("field_name", "exam_name")}
+
+
+@dataclass(frozen=True)
+class StageTask:
+    """Everything one phase-1 task needs (picklable)."""
+
+    relpath: str
+    source: SourceFile
+    staging_dir: Path
+    num_buckets: int
+    block_bytes: int
+    spill_bytes: int
+
+    @property
+    def out_dir(self) -> Path:
+        return self.staging_dir / self.relpath.replace("/", "__")
+
+
+def staged_tables(plan: SourcePlan) -> list[str]:
+    """Relpaths partitioned in phase 1: event tables (incl. patients) and the filtered detail tables."""
+    return [spec.relpath for spec, _ in plan.event_tables()] + [rp for rp in DETAIL_FILTERS if plan.get(rp)]
+
+
+def table_dir(staging_dir: Path, relpath: str) -> Path:
+    return staging_dir / relpath.replace("/", "__")
+
+
+def is_staged(staging_dir: Path, relpath: str) -> bool:
+    return (table_dir(staging_dir, relpath) / INDEX).is_file()
+
+
+def normalise_batch(spec: TableSpec, batch: pa.RecordBatch, first_row: int, lookups: dict[str, Lookup],
+                    path: Path) -> pa.Table:
+    """One raw batch -> normalised string columns + display fields + key columns (see module docstring)."""
+    cols: dict[str, pa.Array] = {}
+    ts: pa.Array | None = None
+    for name, dtype in spec.columns:
+        key = name.lower()
+        try:
+            text, parsed = normalise_column(batch.column(key), dtype)
+        except ValueFormatError as exc:
+            raise MimicDataError(
+                f"{path}: data row {first_row + exc.row + 1}, column {key!r}: {exc.shown} is not {exc.expected}; "
+                f"fix or remove that row (MIMIC-IV timestamps are 'YYYY-MM-DD HH:MM:SS', dates 'YYYY-MM-DD')"
+            ) from None
+        cols[key] = text
+        if spec.time_field is not None and key == spec.time_field:
+            ts = parsed
+    cols.update(apply_joins(spec.name, cols, lookups))
+    try:
+        sid = pc.cast(cols["subject_id"], pa.int64())
+    except pa.ArrowInvalid as exc:
+        raise MimicDataError(f"{path}: column 'subject_id' has a non-integer value in the batch starting at data "
+                             f"row {first_row + 1} ({exc}); subject ids must be integers") from None
+    if sid.null_count:
+        bad = int(np.flatnonzero(pc.is_null(sid).to_numpy(zero_copy_only=False))[0])
+        raise MimicDataError(f"{path}: data row {first_row + bad + 1}, column 'subject_id' is empty; every row must "
+                             f"name its patient - fix or drop the row")
+    cols["_sid"] = sid
+    cols["_t"] = pc.cast(ts, pa.int64()) if ts is not None else pa.nulls(len(sid), pa.int64())
+    cols["_row"] = pa.array(np.arange(first_row, first_row + len(sid), dtype=np.int64))
+    return pa.table(cols)
+
+
+def iter_chunks(sf: SourceFile, columns: list[str], block_bytes: int, chunk_bytes: int
+                ) -> Iterator[tuple[int, pa.Table]]:
+    """Raw record batches of a file grouped into chunks of about ``chunk_bytes``: ``(first_row, table)``."""
+    batches: list[pa.RecordBatch] = []
+    size = 0
+    first = 0
+    for offset, batch in iter_batches(sf, columns, block_bytes):
+        if not batches:
+            first = offset
+        batches.append(batch)
+        size += batch.nbytes
+        if size >= chunk_bytes:
+            yield first, pa.Table.from_batches(batches)
+            batches, size = [], 0
+    if batches:
+        yield first, pa.Table.from_batches(batches)
+
+
+def write_spill(table: pa.Table, path: Path, num_buckets: int) -> list[int]:
+    """Write ``table`` sorted by bucket (stable), one record batch per bucket present; return those buckets.
+
+    Spill files are Arrow IPC files (lz4): their footer is a small list of batch offsets, so a phase-2 task can
+    open hundreds of them and read one bucket's batch each without parsing large parquet footers.
+    """
+    # uint16/uint32 buckets: numpy's stable sort is a radix sort for small integer types
+    dtype = np.uint16 if num_buckets <= 2**16 else np.uint32
+    bucket = (table.column("_sid").to_numpy() % num_buckets).astype(dtype)
+    order = np.argsort(bucket, kind="stable")
+    table = table.take(pa.array(order)).combine_chunks()
+    counts = np.bincount(bucket, minlength=num_buckets)
+    tmp = tmp_path(path)
+    present = []
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=options) as writer:
+        start = 0
+        for b in np.flatnonzero(counts):
+            n = int(counts[b])
+            writer.write_table(table.slice(start, n), max_chunksize=n)
+            present.append(int(b))
+            start += n
+    tmp.replace(path)
+    return present
+
+
+def stage_chunk(relpath: str, out_dir: Path, chunk_no: int, first_row: int, raw: pa.Table,
+                lookups: dict[str, Lookup], num_buckets: int, source: Path) -> dict:
+    """Normalise, join and partition one raw chunk into ``spill-<chunk_no>.arrow`` (a Ray task in phase 1)."""
+    spec = TABLES[relpath]
+    parts = [normalise_batch(spec, batch, first_row + off, lookups, source)
+             for off, batch in _with_offsets(raw.to_batches())]
+    keep = DETAIL_FILTERS.get(relpath)
+    if keep is not None:
+        parts = [t.filter(pc.equal(pc.utf8_lower(t.column(keep[0])), keep[1])) for t in parts]
+    parts = [t for t in parts if t.num_rows]
+    entry = {"chunk": chunk_no, "rows_read": raw.num_rows, "rows": 0, "file": None, "buckets": []}
+    if parts:
+        table = pa.concat_tables(parts)
+        name = f"spill-{chunk_no:05d}.arrow"
+        entry.update(rows=table.num_rows, file=name, buckets=write_spill(table, out_dir / name, num_buckets))
+    return entry
+
+
+def _with_offsets(batches: list[pa.RecordBatch]) -> Iterator[tuple[int, pa.RecordBatch]]:
+    off = 0
+    for b in batches:
+        yield off, b
+        off += b.num_rows
+
+
+def prepare_table_dir(out: Path) -> None:
+    """Start a table afresh: drop what a half-finished earlier attempt left."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+
+def finish_table(relpath: str, out: Path, source: Path, entries: list[dict]) -> dict:
+    """Write the table's ``_index.json`` (last, atomically): it marks the table as staged."""
+    entries = sorted(entries, key=lambda e: e["chunk"])
+    index = {"table": relpath, "source": str(source), "rows": sum(e["rows"] for e in entries),
+             "rows_read": sum(e["rows_read"] for e in entries),
+             "files": [{"file": e["file"], "buckets": e["buckets"]} for e in entries if e["file"]]}
+    atomic_write_text(out / INDEX, json.dumps(index))
+    log.debug("staged %s: %d rows in %d spill files", relpath, index["rows"], len(index["files"]))
+    return index
+
+
+def stage_table(task: StageTask, plan: SourcePlan) -> dict:
+    """Partition one table in this process (phase 1 without Ray). Returns its index; a no-op if already staged."""
+    out = task.out_dir
+    if (out / INDEX).is_file():
+        return json.loads((out / INDEX).read_text())
+    prepare_table_dir(out)
+    spec = TABLES[task.relpath]
+    lookups = load_lookups(plan, spec.name)
+    columns = [c.lower() for c in spec.column_names]
+    entries = [stage_chunk(task.relpath, out, n, first, raw, lookups, task.num_buckets, task.source.path)
+               for n, (first, raw) in enumerate(iter_chunks(task.source, columns, task.block_bytes,
+                                                            task.spill_bytes))]
+    return finish_table(task.relpath, out, task.source.path, entries)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_index(path: str, mtime_ns: int) -> dict:
+    """A table's index, cached per worker process (phase-2 workers read it for every bucket)."""
+    return json.loads(Path(path).read_text())
+
+
+def read_bucket(staging_dir: Path, relpath: str, bucket: int) -> pa.Table | None:
+    """All staged rows of ``relpath`` for one bucket (None if the table has none or was not staged)."""
+    d = table_dir(staging_dir, relpath)
+    index_path = d / INDEX
+    if not index_path.is_file():
+        return None
+    index = _load_index(str(index_path), index_path.stat().st_mtime_ns)
+    parts = []
+    for entry in index["files"]:
+        buckets = entry["buckets"]
+        pos = int(np.searchsorted(buckets, bucket))
+        if pos < len(buckets) and buckets[pos] == bucket:
+            with pa.OSFile(str(d / entry["file"]), "rb") as source:  # copies: nothing outlives the file
+                parts.append(pa.Table.from_batches([pa.ipc.open_file(source).get_batch(pos)]))
+    if not parts:
+        return None
+    return pa.concat_tables(parts)

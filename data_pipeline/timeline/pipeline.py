@@ -1,0 +1,244 @@
+"""``build_timelines(cfg)``: MIMIC-IV source -> per-patient timeline shards on Ray, resumable.
+
+1. Source: a MIMIC-IV folder, or a synthetic cohort generated into ``<output_dir>/source`` (skipped if present).
+2. :func:`~data_pipeline.mimic.reader.plan_source` validates every header before any heavy work.
+3. Phase 1: the driver streams each source file (largest first) in chunks of ``spill_mb``; one Ray task per chunk
+   normalises, joins and partitions its rows by patient into buckets (:mod:`~data_pipeline.timeline.partition`).
+   On a multi-node cluster ``output_dir`` must be on storage every node can read and write.
+4. Phase 2 (Ray Data over bucket ids, a task pool sized to the cluster's CPUs): build each bucket's timelines and
+   markdown and write them atomically (:mod:`~data_pipeline.timeline.build`, :mod:`~data_pipeline.timeline.store`).
+5. ``manifest.json`` is written last. A re-run skips staged tables and finished buckets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+from data_pipeline.mimic.reader import MimicDataError, SourceLayout, SourcePlan, describe_plan, plan_source
+from data_pipeline.timeline import store
+from data_pipeline.timeline.config import TimelineConfig, TimelineResult
+from data_pipeline.timeline.partition import INDEX, is_staged, staged_tables, table_dir
+
+log = logging.getLogger(__name__)
+
+BUILD_FILE = "_build.json"
+#: Rough expansion of a file's on-disk size to uncompressed CSV bytes, for sizing buckets.
+_EXPANSION = {".gz": 5.0, ".parquet": 4.0}
+
+
+def prepare_source(cfg: TimelineConfig) -> SourceLayout:
+    if cfg.synthetic is None:
+        return SourceLayout(cfg.mimic_root, dict(cfg.module_roots), cfg.mappings_dir)
+    from data_pipeline.mimic.synthetic import generate_cohort_from_config
+
+    root = cfg.source_dir
+    log.info("synthetic cohort (%d patients, volume=%s) in %s (generated unless already complete)",
+             cfg.synthetic.num_patients, cfg.synthetic.volume, root)
+    generate_cohort_from_config(cfg.synthetic, root)  # idempotent: a finished cohort is returned as is
+    return SourceLayout(root)
+
+
+def estimate_buckets(plan: SourcePlan, target_mb: int) -> int:
+    total = 0.0
+    for sf in plan.tables.values():
+        factor = next((f for ext, f in _EXPANSION.items() if sf.path.name.endswith(ext)), 1.0)
+        total += sf.path.stat().st_size * factor
+    return max(1, math.ceil(total / (target_mb * 2**20)))
+
+
+def _guard(out: Path, cfg: TimelineConfig, num_buckets: int) -> None:
+    """Refuse to resume into an output folder built with different settings."""
+    want = {**cfg.fingerprint(), "num_buckets": num_buckets}
+    path = out / BUILD_FILE
+    if path.is_file():
+        have = json.loads(path.read_text())
+        if have != want:
+            diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+            raise MimicDataError(f"{out}: holds a build with different settings ({', '.join(diff)}: {have} vs "
+                                 f"{want}); use a new output_dir, or delete {out} to rebuild")
+    else:
+        store.atomic_write_text(path, json.dumps(want, sort_keys=True))
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The MimicDataError inside a Ray task/UDF error, if any (its message is the one for the user)."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, MimicDataError) and type(seen) is MimicDataError:
+            return seen
+        cause = getattr(seen, "cause", None) or seen.__cause__
+        seen = cause if cause is not seen else None
+    return exc
+
+
+def run_phase1(plan: SourcePlan, staging: Path, num_buckets: int, cfg: TimelineConfig) -> None:
+    """Partition every unstaged table: the driver streams each file in chunks, Ray tasks normalise and spill them.
+
+    At most ``2 x CPUs`` chunks are in flight, so driver and object-store memory stay bounded by
+    ``spill_mb`` whatever the table sizes.
+    """
+    import ray
+    from tqdm import tqdm
+
+    from data_pipeline.mimic.schema import TABLES
+    from data_pipeline.timeline.joins import load_lookups
+    from data_pipeline.timeline.partition import finish_table, iter_chunks, prepare_table_dir, stage_chunk
+
+    todo = [rp for rp in staged_tables(plan) if not is_staged(staging, rp)]
+    if not todo:
+        log.info("phase 1: all %d tables already partitioned", len(staged_tables(plan)))
+        return
+    todo.sort(key=lambda rp: plan.tables[rp].path.stat().st_size, reverse=True)
+    remote = ray.remote(num_cpus=1, max_retries=0)(stage_chunk)
+    max_inflight = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    pending: dict = {}
+    entries: dict[str, list[dict]] = {rp: [] for rp in todo}
+    chunks: dict[str, int | None] = {rp: None for rp in todo}  # None while the driver is still reading
+
+    def settle(block: bool) -> None:
+        while pending and (block or len(pending) >= max_inflight):
+            done, _ = ray.wait(list(pending), num_returns=1)
+            rp = pending.pop(done[0])
+            try:
+                entries[rp].append(ray.get(done[0]))
+            except Exception as exc:  # noqa: BLE001 - surface the data error, cancel the rest
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                raise _unwrap(exc) from None
+            bar.update(entries[rp][-1]["rows_read"])
+            if chunks[rp] is not None and len(entries[rp]) == chunks[rp]:
+                finish_table(rp, table_dir(staging, rp), plan.tables[rp].path, entries[rp])
+            if not block:
+                return
+
+    total = sum(plan.tables[rp].path.stat().st_size for rp in todo)
+    with tqdm(desc="phase 1: partition rows", unit="row", unit_scale=True) as bar:
+        bar.set_postfix_str(f"{len(todo)} tables, {total / 2**20:.0f} MB on disk")
+        for rp in todo:
+            out = table_dir(staging, rp)
+            prepare_table_dir(out)
+            lookups = ray.put(load_lookups(plan, TABLES[rp].name))
+            columns = [c.lower() for c in TABLES[rp].column_names]
+            n = 0
+            for first, raw in iter_chunks(plan.tables[rp], columns, cfg.read_block_mb << 20, cfg.spill_mb << 20):
+                settle(block=False)
+                ref = remote.remote(rp, out, n, first, raw, lookups, num_buckets, plan.tables[rp].path)
+                pending[ref] = rp
+                n += 1
+            chunks[rp] = n
+            if len(entries[rp]) == n:  # empty table, or every chunk already back
+                finish_table(rp, out, plan.tables[rp].path, entries[rp])
+        settle(block=True)
+
+
+def _build_buckets(batch: dict, staging_dir: str, output_dir: str, tables: list[str], write_markdown: bool) -> dict:
+    """Ray Data UDF: build every bucket of ``batch["bucket"]`` (normally one)."""
+    from data_pipeline.timeline.worker import build_one_bucket
+
+    stats = [build_one_bucket(int(b), Path(staging_dir), Path(output_dir), tables, write_markdown)
+             for b in batch["bucket"]]
+    return {k: [s[k] for s in stats] for k in ("bucket", "patients", "events", "rows")}
+
+
+def run_phase2(todo: list[int], staging: Path, out: Path, tables: list[str], cfg: TimelineConfig) -> None:
+    import ray
+
+    if not todo:
+        return
+    parallel = cfg.max_parallel or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    ds = ray.data.from_items([{"bucket": b} for b in todo], override_num_blocks=len(todo))
+    ds = ds.map_batches(_build_buckets, batch_size=1, num_cpus=1,
+                        compute=ray.data.TaskPoolStrategy(size=min(parallel, len(todo))),
+                        fn_kwargs={"staging_dir": str(staging), "output_dir": str(out), "tables": tables,
+                                   "write_markdown": cfg.write_markdown})
+    try:
+        for row in ds.iter_rows():
+            log.debug("bucket %d: %d patients, %d events", row["bucket"], row["patients"], row["events"])
+    except Exception as exc:  # noqa: BLE001
+        raise _unwrap(exc) from None
+
+
+def build_timelines(cfg: TimelineConfig) -> TimelineResult:
+    """Build (or finish building) the timelines of ``cfg`` and say where they are and how to look at them."""
+    from ray_jobs.runtime import init_ray
+
+    t0 = time.time()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    layout = prepare_source(cfg)
+    plan = plan_source(layout)
+    log.info("source %s: %s", layout.root, describe_plan(plan))
+    num_buckets = cfg.num_buckets or max(cfg.min_buckets, estimate_buckets(plan, cfg.target_bucket_mb))
+    _guard(out, cfg, num_buckets)
+    staging = out / store.STAGING
+    for folder in (out / store.TIMELINES, out / store.MARKDOWN):
+        if store.remove_stale_tmp(folder):
+            log.info("removed temporary files of an interrupted run in %s", folder)
+    todo = [b for b in range(num_buckets) if not _finished(out, b, cfg.write_markdown)]
+    skipped = num_buckets - len(todo)
+    log.info("%d buckets: %d to build, %d already finished", num_buckets, len(todo), skipped)
+    tables = staged_tables(plan)
+    if todo:
+        init_ray(cfg.ray.address, cfg.ray.num_cpus)
+        t1 = time.time()
+        run_phase1(plan, staging, num_buckets, cfg)
+        t2 = time.time()
+        log.info("phase 1 (partition) took %.1fs", t2 - t1)
+        run_phase2(todo, staging, out, tables, cfg)
+        log.info("phase 2 (build %d buckets) took %.1fs", len(todo), time.time() - t2)
+    manifest = _write_manifest(out, cfg, num_buckets, staging, tables)
+    if not cfg.keep_staging and staging.exists():
+        shutil.rmtree(staging)
+    result = TimelineResult(
+        output_dir=out, timelines_dir=out / store.TIMELINES,
+        markdown_dir=out / store.MARKDOWN if cfg.write_markdown else None, num_buckets=num_buckets,
+        buckets_built=len(todo), buckets_skipped=skipped, num_patients=manifest["patients"],
+        num_events=manifest["events"], source_rows=manifest["source_rows"], seconds=round(time.time() - t0, 2))
+    _announce(result, next((b["bucket"] for b in manifest["buckets"] if b["patients"] > 0), 0))
+    return result
+
+
+def _finished(out: Path, bucket: int, markdown: bool) -> bool:
+    name = store.part_name(bucket)
+    return store.bucket_done(out, bucket) and (not markdown or (out / store.MARKDOWN / name).is_file())
+
+
+def _write_manifest(out: Path, cfg: TimelineConfig, num_buckets: int, staging: Path, tables: list[str]) -> dict:
+    import pyarrow.parquet as pq
+
+    path = out / store.MANIFEST
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    rows = dict(old.get("rows_per_table", {}))
+    for rp in tables:
+        if (table_dir(staging, rp) / INDEX).is_file():
+            index = json.loads((table_dir(staging, rp) / INDEX).read_text())
+            rows[rp] = index["rows_read"]
+    buckets = []
+    for b in range(num_buckets):
+        meta = pq.read_metadata(out / store.TIMELINES / store.part_name(b))
+        extra = {k.decode(): int(v) for k, v in (meta.metadata or {}).items() if k in (b"events", b"rows")}
+        buckets.append({"bucket": b, "patients": meta.num_rows, **extra})
+    manifest = {
+        "settings": {**cfg.fingerprint(), "num_buckets": num_buckets, "write_markdown": cfg.write_markdown},
+        "patients": sum(b["patients"] for b in buckets), "events": sum(b.get("events", 0) for b in buckets),
+        "source_rows": sum(rows.values()), "rows_per_table": rows, "buckets": buckets,
+    }
+    store.atomic_write_text(path, json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _announce(r: TimelineResult, first_bucket: int) -> None:
+    first = r.timelines_dir / store.part_name(first_bucket)
+    log.info("timelines of %d patients (%d events, %d source rows) in %s [%d shards; %d built, %d skipped; %.1fs]",
+             r.num_patients, r.num_events, r.source_rows, r.timelines_dir, r.num_buckets, r.buckets_built,
+             r.buckets_skipped, r.seconds)
+    if r.markdown_dir is not None:
+        log.info("look at one patient: python -c \"import pandas as pd; "
+                 "print(pd.read_parquet('%s').markdown.iloc[0])\"", r.markdown_dir / store.part_name(first_bucket))
+    log.info("iterate in Python: from data_pipeline.timeline.store import iter_timelines; "
+             "next(iter_timelines('%s'))  (first shard: %s)", r.timelines_dir, first)
