@@ -1,0 +1,216 @@
+"""The two per-batch workers of the build, pure over pyarrow tables of timeline shards (Ray-free, testable).
+
+* :func:`index_batch`: timelines -> candidate-instance index rows (no text), one row per (task, anchor), plus
+  one ``__tables__`` row per batch listing the event tables seen (used to explain empty tasks);
+  :func:`index_shards_to_parts` streams them to one parquet part per shard, written by the worker.
+* :class:`RenderWorker`: timelines + the sampled index -> finished samples (text, candidates, provenance).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from data_pipeline.datasets.split import patient_split
+from data_pipeline.datasets.truncation import cached_counter, make_token_counter, truncate_parts
+from data_pipeline.events import PatientTimeline
+from data_pipeline.render import render_event
+from data_pipeline.tasks import get_task
+from data_pipeline.tasks.assembly import assemble_parts, output_text, sample_context
+from data_pipeline.tasks.candidates import Vocabulary, make_candidates
+from data_pipeline.tasks.history import TimelineIndex
+from data_pipeline.tasks.spec import Instance
+
+TABLES_ROW = "__tables__"
+
+INDEX_SCHEMA = pa.schema([
+    ("task", pa.string()), ("subject_id", pa.int64()), ("hadm_id", pa.string()), ("anchor", pa.int64()),
+    ("context_begin", pa.int64()), ("context_end", pa.int64()), ("prediction_time", pa.string()),
+    ("labels", pa.list_(pa.string())), ("admissions_id", pa.int64()), ("last_discharge_id", pa.int64()),
+    ("anchor_in_context", pa.bool_()), ("event", pa.string()), ("n_context", pa.int64()),
+    ("n_patient_events", pa.int64()), ("split", pa.string()),
+])
+
+SAMPLE_SCHEMA = pa.schema([
+    ("dataset", pa.string()), ("idx", pa.int64()), ("instruction", pa.string()), ("input", pa.string()),
+    ("output", pa.string()), ("candidates", pa.list_(pa.string())), ("task", pa.string()),
+    ("target_key", pa.string()), ("events", pa.string()), ("metric", pa.string()),
+    ("target", pa.list_(pa.string())), ("label", pa.string()),
+    # provenance (kept out of the HF-facing records)
+    ("subject_id", pa.int64()), ("hadm_id", pa.string()), ("anchor", pa.int64()), ("context_begin", pa.int64()),
+    ("context_end", pa.int64()), ("context_ids", pa.list_(pa.int64())), ("admissions_id", pa.int64()),
+    ("last_discharge_id", pa.int64()), ("prediction_time", pa.string()), ("n_tokens", pa.int64()),
+    ("dropped_events", pa.int64()), ("dropped_previous_discharge", pa.bool_()), ("fits", pa.bool_()),
+    # the HF record serialised as one jsonl line, made in the (parallel) workers rather than the writing driver
+    ("json", pa.string()),
+])
+
+
+def _timelines(batch: pa.Table):
+    for sid, events in zip(batch.column("subject_id").to_pylist(), batch.column("events").to_pylist()):
+        yield PatientTimeline.from_row({"subject_id": sid, "events": events})
+
+
+def index_batch(batch: pa.Table, tasks: list[str], test_ratio: float, salt: str) -> pa.Table:
+    """Candidate-instance rows of every patient in ``batch`` (a timeline shard slice)."""
+    specs = [get_task(t) for t in tasks]
+    rows: list[dict] = []
+    seen: set[str] = set()
+    for tl in _timelines(batch):
+        ix = TimelineIndex(tl)
+        seen.update(e.file_name for e in tl.events)
+        split = patient_split(tl.subject_id, test_ratio, salt)
+        for spec in specs:
+            for inst in spec.generate(ix):
+                row = inst.to_row()
+                row.update(event=ix.events[inst.anchor].file_name, n_context=len(sample_context(ix, inst, spec)),
+                           n_patient_events=len(tl.events), split=split)
+                rows.append(row)
+    rows.append({"task": TABLES_ROW, "subject_id": -1, "hadm_id": "", "anchor": -1, "context_begin": -1,
+                 "context_end": -1, "prediction_time": "", "labels": sorted(seen), "admissions_id": -1,
+                 "last_discharge_id": -1, "anchor_in_context": False, "event": "", "n_context": 0,
+                 "n_patient_events": 0, "split": ""})
+    return pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
+
+
+def read_shard(path: str, batch_rows: int = 64) -> Iterator[pa.Table]:
+    """A timeline shard, ``batch_rows`` patients at a time (bounded memory whatever the shard size)."""
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=["subject_id", "events"]):
+        yield pa.Table.from_batches([batch])
+
+
+PART_SCHEMA = pa.schema([("path", pa.string()), ("rows", pa.int64()), ("tables", pa.list_(pa.string()))])
+
+
+def index_shards_to_parts(paths: pa.Table, tasks: list[str], test_ratio: float, salt: str,
+                          out_dir: str) -> Iterator[pa.Table]:
+    """Ray Data UDF: each timeline shard's candidate index streamed to ``<out_dir>/<shard>.parquet`` by the worker
+    (atomic rename), so the index never passes through the driver. Yields one small row per shard: the part's
+    path, its row count and the event tables seen."""
+    import os
+    from pathlib import Path
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for path in paths.column("path").to_pylist():
+        final = Path(out_dir) / f"{Path(path).stem}.parquet"
+        tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.parquet")
+        seen: set[str] = set()
+        rows = 0
+        with pq.ParquetWriter(tmp, INDEX_SCHEMA) as writer:
+            for batch in read_shard(path):
+                table = index_batch(batch, tasks, test_ratio, salt)
+                is_tables = pc.equal(table["task"], TABLES_ROW)
+                for labels in table.filter(is_tables)["labels"].to_pylist():
+                    seen.update(labels)
+                table = table.filter(pc.invert(is_tables))
+                rows += table.num_rows
+                writer.write_table(table)
+        os.replace(tmp, final)
+        yield pa.Table.from_pylist([{"path": str(final), "rows": rows, "tables": sorted(seen)}], schema=PART_SCHEMA)
+
+
+def candidate_seed(seed: int, dataset: str, idx: int) -> int:
+    return (int(seed) * 1_000_003 + zlib.crc32(dataset.encode()) * 7919 + int(idx)) & 0x7FFFFFFF
+
+
+class RenderWorker:
+    """Renders the selected samples of the patients in a batch. One instance per Ray actor.
+
+    ``selection`` maps subject_id -> list of selected index rows (each with ``dataset`` and ``idx``);
+    ``vocabularies`` maps task -> :class:`Vocabulary` from the train split. Either may be a Ray ObjectRef
+    wrapped in a one-element list (so Ray Data passes it through untouched).
+    """
+
+    def __init__(self, selection, vocabularies, max_input_tokens: int, tokenizer_path: str | None, seed: int,
+                 max_candidates: int):
+        self.selection: dict[int, list[dict]] = _deref(selection)
+        self.vocab: dict[str, Vocabulary] = _deref(vocabularies)
+        self.max_tokens = max_input_tokens
+        self.count = cached_counter(make_token_counter(tokenizer_path))
+        self.seed = seed
+        self.max_candidates = max_candidates
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        out: list[dict] = []
+        for sid in batch.column("subject_id").to_pylist():
+            if sid in self.selection:
+                break
+        else:
+            return SAMPLE_SCHEMA.empty_table()
+        for tl in _timelines(batch):
+            chosen = self.selection.get(tl.subject_id)
+            if not chosen:
+                continue
+            ix = TimelineIndex(tl)
+            render = memo_renderer()
+            for row in chosen:
+                out.append(self.render(ix, row, render))
+            self.count.clear()
+        return pa.Table.from_pylist(out, schema=SAMPLE_SCHEMA)
+
+    def render(self, ix: TimelineIndex, row: dict, render=None) -> dict:
+        inst = Instance.from_row(row)
+        spec = get_task(inst.task)
+        parts = assemble_parts(ix, inst, spec, render=render)
+        cut = truncate_parts(parts, self.max_tokens, self.count, spec.instruction)
+        output = output_text(inst.labels)
+        candidates = make_candidates(spec, inst.labels, self.vocab.get(spec.name),
+                                     candidate_seed(self.seed, row["dataset"], row["idx"]), self.max_candidates)
+        text = cut.parts.text()
+        record = {"idx": int(row["idx"]), "instruction": spec.instruction, "input": text, "output": output,
+                  "candidates": candidates, "task_info": {
+                      "task": spec.name, "target_key": spec.target_key, "events": ix.events[inst.anchor].file_name,
+                      "metric": spec.metric, "target": list(inst.labels), "label": output}}
+        return {
+            "dataset": row["dataset"], "idx": int(row["idx"]), "instruction": spec.instruction,
+            "input": text, "output": output, "candidates": candidates, "task": spec.name,
+            "target_key": spec.target_key, "events": ix.events[inst.anchor].file_name, "metric": spec.metric,
+            "target": list(inst.labels), "label": output,
+            "subject_id": inst.subject_id, "hadm_id": inst.hadm_id or "", "anchor": inst.anchor,
+            "context_begin": inst.context_begin, "context_end": inst.context_end, "context_ids": cut.parts.context_ids,
+            "admissions_id": inst.admissions_id, "last_discharge_id": inst.last_discharge_id,
+            "prediction_time": inst.prediction_time, "n_tokens": cut.n_tokens, "dropped_events": cut.dropped_events,
+            "dropped_previous_discharge": cut.dropped_previous_discharge, "fits": cut.fits,
+            "json": json.dumps(record, ensure_ascii=False),
+        }
+
+
+class ShardRenderWorker(RenderWorker):
+    """:class:`RenderWorker` as a Ray Data UDF over a table of shard paths; yields one table per patient batch."""
+
+    def __call__(self, paths: pa.Table) -> Iterator[pa.Table]:
+        for path in paths.column("path").to_pylist():
+            for batch in read_shard(path):
+                out = super().__call__(batch)
+                if out.num_rows:
+                    yield out
+
+
+def memo_renderer():
+    """``render_event`` memoised per event object: an event is rendered once per patient, however many of the
+    patient's samples show it."""
+    cache: dict[int, str] = {}
+
+    def render(event) -> str:
+        key = id(event)
+        if key not in cache:
+            cache[key] = render_event(event)
+        return cache[key]
+
+    return render
+
+
+def _deref(value):
+    if isinstance(value, list) and len(value) == 1:
+        import ray
+
+        if isinstance(value[0], ray.ObjectRef):
+            return ray.get(value[0])
+    return value

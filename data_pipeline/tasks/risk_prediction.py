@@ -1,0 +1,221 @@
+"""The 18 risk-prediction tasks: a yes/no outcome after a fixed window (ED stay, first 24 h, ICU, discharge note).
+
+Windows and prediction times (the time after which nothing is shown; see :mod:`history` for the leakage rule):
+
+===================  ============================================  ===========================================
+anchor               context                                       prediction time ``t``
+===================  ============================================  ===========================================
+``edstays``          from the ED stay to ED ``outtime``             ED ``outtime``
+``admissions``       the first 24 h after ``admittime``             ``admittime`` + 24 h
+``icustays``         the first 24 h after ICU ``intime``            ``intime`` + 24 h
+``discharge`` note   the 24 h before the note, plus the note        note ``charttime``
+===================  ============================================  ===========================================
+
+Documented fixes of the reference (section 7 of the reference notes and the issue):
+
+* The published name ``ED_ICU_Tranfer_12hour`` is a typo; the task is ``ED_ICU_Transfer_12hour`` with the
+  published spelling kept as an alias.
+* ED tasks never show the admission header nor ``transfers``/``services`` events: being admitted is the
+  ``ED_Hospitalization`` outcome (the reference showed the same-admission admission event).
+* Admission and ICU tasks require the patient to still be in hospital / in the ICU at ``t``; otherwise the
+  discharge (and for mortality, the death) would be inside the input. The reference applied this only to
+  length of stay.
+* ICU mortality horizons count from ``t`` (the reference used the last context event, so the horizon depended on
+  how busy the window was). ``dod`` is a date, read as 00:00:00 (reference convention).
+* Readmission skips admissions that ended in death (``hospital_expire_flag`` = 1 or ``dod`` <= ``dischtime``):
+  readmission is undefined for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+from data_pipeline.events import format_time
+from data_pipeline.tasks.history import (WINDOW, TimelineIndex, admission_header, dm_window_begin, forward_end,
+                                         norm_id, parse_any, previous_discharge)
+from data_pipeline.tasks.instructions import rp_instruction
+from data_pipeline.tasks.spec import RISK_PREDICTION, Instance, TaskSpec, register
+
+YES_NO = ("yes", "no")
+ED_BANS = ("transfers", "services")
+DAY = timedelta(days=1)
+
+
+def yes_no(flag: bool) -> tuple[str]:
+    return ("yes",) if flag else ("no",)
+
+
+def _dead_by(ix: TimelineIndex, when: datetime | None) -> bool:
+    """``dod`` (a date, read as 00:00:00) is present and not after ``when``."""
+    return ix.dod is not None and when is not None and datetime.combine(ix.dod, datetime.min.time()) <= when
+
+
+def _rp(ix: TimelineIndex, task: str, anchor: int, begin: int, end: int, t: datetime, label: bool,
+        show_admission: bool = True, anchor_in_context: bool = False) -> Instance:
+    hadm = ix.hadms[anchor]
+    return Instance(task=task, subject_id=ix.subject_id, hadm_id=hadm, anchor=anchor, context_begin=begin,
+                    context_end=end, prediction_time=format_time(t), labels=yes_no(label),
+                    admissions_id=admission_header(ix, hadm, t) if show_admission else -1,
+                    last_discharge_id=previous_discharge(ix, hadm, t), anchor_in_context=anchor_in_context)
+
+
+# ------------------------------------------------------------------------------------------------ ED stay
+
+def ed_outcomes(ix: TimelineIndex, k: int) -> dict[str, bool] | None:
+    """All ED labels of the ``edstays`` event ``k``; None when the stay has no usable in/out time."""
+    row = ix.first_item(k)
+    intime, outtime = parse_any(row.get("intime")) or ix.times[k], parse_any(row.get("outtime"))
+    if intime is None or outtime is None or outtime <= intime:
+        return None
+    hadm = ix.hadms[k]
+    admitted = hadm is not None and hadm in ix.admission_index
+    # Mortality: dod on or before the last event of the admission (or of the ED stay when not admitted).
+    last = ix.last_event_time(hadm) if admitted else outtime
+    died = _dead_by(ix, max(last, outtime) if last else outtime)
+    icu_12h = False
+    for j in ix.indices_of("icustays"):
+        icu_in = parse_any(ix.first_item(j).get("intime")) or ix.times[j]
+        if admitted and ix.hadms[j] == hadm and icu_in is not None and intime <= icu_in < outtime + timedelta(hours=12):
+            icu_12h = True
+    reattend = False
+    for j in ix.indices_of("edstays"):
+        other_in = parse_any(ix.first_item(j).get("intime")) or ix.times[j]
+        if j != k and other_in is not None and outtime <= other_in < outtime + timedelta(hours=72):
+            reattend = True
+    return {"ED_Hospitalization": admitted, "ED_Inpatient_Mortality": died, "ED_ICU_Transfer_12hour": icu_12h,
+            "ED_Reattendance_3day": reattend, "ED_Critical_Outcomes": icu_12h or died}
+
+
+def _ed_generator(task: str):
+    def generate(ix: TimelineIndex) -> Iterator[Instance]:
+        for k in ix.indices_of("edstays"):
+            outcomes = ed_outcomes(ix, k)
+            if outcomes is None:
+                continue
+            t = parse_any(ix.first_item(k).get("outtime"))
+            yield _rp(ix, task, k, k, forward_end(ix, k, t), t, outcomes[task], show_admission=False)
+    return generate
+
+
+# ------------------------------------------------------------------------------------- first 24 h of a stay
+
+def admission_outcomes(ix: TimelineIndex, k: int) -> tuple[datetime, dict[str, bool]] | None:
+    row = ix.first_item(k)
+    admit, disch = parse_any(row.get("admittime")) or ix.times[k], parse_any(row.get("dischtime"))
+    if admit is None or disch is None:
+        return None
+    t = admit + WINDOW
+    if disch <= t or _dead_by(ix, t - DAY):
+        return None  # discharged or dead inside the window: the outcome would be in the input
+    return t, {"Inpatient_Mortality": _dead_by(ix, disch),
+               "LengthOfStay_3day": disch - admit > 3 * DAY,
+               "LengthOfStay_7day": disch - admit > 7 * DAY}
+
+
+def _admission_generator(task: str):
+    def generate(ix: TimelineIndex) -> Iterator[Instance]:
+        for k in ix.indices_of("admissions"):
+            got = admission_outcomes(ix, k)
+            if got is not None:
+                t, outcomes = got
+                yield _rp(ix, task, k, k, forward_end(ix, k, t), t, outcomes[task])
+    return generate
+
+
+ICU_MORTALITY_DAYS = (1, 2, 3, 7, 14)
+
+
+def icu_outcomes(ix: TimelineIndex, k: int) -> tuple[datetime, dict[str, bool]] | None:
+    row = ix.first_item(k)
+    intime, outtime = parse_any(row.get("intime")) or ix.times[k], parse_any(row.get("outtime"))
+    if intime is None or outtime is None:
+        return None
+    t = intime + WINDOW
+    if outtime <= t or _dead_by(ix, t - DAY):
+        return None  # left the ICU (or died) inside the window
+    hadm, stay = ix.hadms[k], norm_id(row.get("stay_id"))
+    readmit = any(
+        ix.hadms[j] == hadm and j != k and norm_id(ix.first_item(j).get("stay_id")) != stay
+        and (parse_any(ix.first_item(j).get("intime")) or ix.times[j] or intime) > intime
+        for j in ix.indices_of("icustays"))
+    out = {f"ICU_Mortality_{n}day": _dead_by(ix, t + n * DAY - timedelta(seconds=1)) for n in ICU_MORTALITY_DAYS}
+    out.update({"ICU_Stay_7day": outtime - intime >= 7 * DAY, "ICU_Stay_14day": outtime - intime >= 14 * DAY,
+                "ICU_Readmission": readmit})
+    return t, out
+
+
+def _icu_generator(task: str):
+    def generate(ix: TimelineIndex) -> Iterator[Instance]:
+        for k in ix.indices_of("icustays"):
+            got = icu_outcomes(ix, k)
+            if got is not None:
+                t, outcomes = got
+                yield _rp(ix, task, k, k, forward_end(ix, k, t), t, outcomes[task])
+    return generate
+
+
+# -------------------------------------------------------------------------------------- discharge note
+
+def readmission_outcomes(ix: TimelineIndex, k: int) -> dict[str, bool] | None:
+    t, hadm = ix.times[k], ix.hadms[k]
+    if t is None or hadm is None:
+        return None
+    row = ix.admission_row(hadm) or {}
+    disch = ix.admission_time(hadm, "dischtime")
+    if norm_id(row.get("hospital_expire_flag")) == "1" or _dead_by(ix, disch or t):
+        return None
+    later = [a for a in (ix.times[ix.admission_index[h]] for h in ix.admission_index if h != hadm)
+             if a is not None and a > t]
+    return {f"Readmission_{n}day": any(a - t < n * DAY for a in later) for n in (30, 60)}
+
+
+def _discharge_generator(task: str):
+    def generate(ix: TimelineIndex) -> Iterator[Instance]:
+        for k in ix.indices_of("discharge"):
+            outcomes = readmission_outcomes(ix, k)
+            if outcomes is not None:
+                t = ix.times[k]
+                yield _rp(ix, task, k, dm_window_begin(ix, k, t), k + 1, t, outcomes[task], anchor_in_context=True)
+    return generate
+
+
+# ------------------------------------------------------------------------------------------- registration
+
+_WINDOWS: dict[str, tuple[str, Callable, tuple[str, ...]]] = {
+    "ed": ("edstays", _ed_generator, ("edstays",)),
+    "admission": ("admissions", _admission_generator, ("admissions", "patients")),
+    "icu": ("icustays", _icu_generator, ("icustays",)),
+    "note": ("discharge", _discharge_generator, ("discharge", "admissions")),
+}
+
+# (name, window, outcome phrase, extra requirements, aliases)
+_RP_TASKS = [
+    ("ED_Hospitalization", "ed", "the patient will be admitted to the hospital after this emergency department "
+     "visit", ("admissions",), ()),
+    ("ED_Inpatient_Mortality", "ed", "the patient will die during the hospital stay that follows this emergency "
+     "department visit", ("patients",), ()),
+    ("ED_ICU_Transfer_12hour", "ed", "the patient will be transferred to an intensive care unit within 12 hours "
+     "after leaving the emergency department", ("icustays",), ("ED_ICU_Tranfer_12hour",)),
+    ("ED_Reattendance_3day", "ed", "the patient will return to the emergency department within 3 days", (), ()),
+    ("ED_Critical_Outcomes", "ed", "the patient will have a critical outcome (ICU transfer within 12 hours or "
+     "inpatient death)", ("icustays", "patients"), ()),
+    ("Readmission_30day", "note", "the patient will be readmitted within 30 days after discharge", (), ()),
+    ("Readmission_60day", "note", "the patient will be readmitted within 60 days after discharge", (), ()),
+    ("Inpatient_Mortality", "admission", "the patient will die during this hospital stay", (), ()),
+    ("LengthOfStay_3day", "admission", "the patient's hospital stay will be longer than 3 days", (), ()),
+    ("LengthOfStay_7day", "admission", "the patient's hospital stay will be longer than 7 days", (), ()),
+    *[(f"ICU_Mortality_{n}day", "icu", f"the patient will die within {n} day{'s' if n > 1 else ''}",
+       ("patients",), ()) for n in ICU_MORTALITY_DAYS],
+    ("ICU_Stay_7day", "icu", "the patient's ICU stay will last at least 7 days", (), ()),
+    ("ICU_Stay_14day", "icu", "the patient's ICU stay will last at least 14 days", (), ()),
+    ("ICU_Readmission", "icu", "the patient will be readmitted to the ICU during this hospital stay", (), ()),
+]
+
+for _name, _window, _phrase, _req, _aliases in _RP_TASKS:
+    _table, _factory, _base = _WINDOWS[_window]
+    register(TaskSpec(
+        name=_name, kind=RISK_PREDICTION, anchor_table=_table, target_key="label", metric="aucroc",
+        instruction=rp_instruction(_phrase), generate=_factory(_name),
+        requires=tuple(dict.fromkeys((*_base, *_req))), banned=ED_BANS if _window == "ed" else (),
+        aliases=_aliases, show_admission=_window != "ed", answer_space=YES_NO))
