@@ -1,0 +1,158 @@
+"""Records -> token rows with the real tiny tokenizer, and packed attention really being block-diagonal on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training.config import DataSpec
+from training.data import build_rows, prepare_dataset, read_records, render_segments
+from training.sequences import IGNORE_INDEX
+from training.tiny_model import build_tiny_model
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+EHR = "## Labotary Test Events [2180-06-27 05:10:00]\n| Creatinine | 2.1 | mg/dL | abnormal |"
+RECORDS = [
+    {"instruction": "Predict the diagnoses.", "input": EHR, "output": "Acute kidney failure\nSepsis",
+     "reasoning": "## Extraction\nHigh creatinine.\n## Final Results", "candidates": [], "task_info": {}, "idx": 0},
+    {"instruction": "Will the patient be readmitted?", "input": EHR * 3, "output": "no", "idx": 1},
+    {"instruction": "Predict the medications.", "input": EHR * 2, "output": ["Heparin", "Insulin"], "idx": 2},
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def tok(model_dir):
+    return transformers.AutoTokenizer.from_pretrained(model_dir)
+
+
+@pytest.fixture()
+def data_file(tmp_path):
+    path = tmp_path / "ins.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    return path
+
+
+HEAD = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+
+
+@pytest.mark.parametrize(
+    ("idx", "fmt", "suffix", "completion"),
+    [
+        (0, "plain", "\nPredict the diagnoses.<|im_end|>\n<|im_start|>assistant\n",
+         "<think>\n\n</think>\n\nAcute kidney failure\nSepsis<|im_end|>\n"),
+        (0, "reasoning", "\nPredict the diagnoses.\n/think<|im_end|>\n<|im_start|>assistant\n",
+         "<think>\n## Extraction\nHigh creatinine.\n## Final Results\n</think>\n\nAcute kidney failure\nSepsis<|im_end|>\n"),
+        # no reasoning in stage 2: /no_think; the tiny template pre-fills the empty think block in the prompt
+        (1, "reasoning", "\nWill the patient be readmitted?\n/no_think<|im_end|>\n<|im_start|>assistant\n"
+                         "<think>\n\n</think>\n\n", "no<|im_end|>\n"),
+        (2, "plain", "\nPredict the medications.<|im_end|>\n<|im_start|>assistant\n",
+         "<think>\n\n</think>\n\nHeparin\nInsulin<|im_end|>\n"),
+    ],
+)
+def test_render_segments(tok, idx, fmt, suffix, completion):
+    prefix, inp, suf, comp = render_segments(tok, RECORDS[idx], fmt)
+    assert (prefix, inp, suf, comp) == (HEAD, RECORDS[idx]["input"], suffix, completion)
+
+
+def _decode_labels(tok, labels):
+    return tok.decode([t for t in labels if t != IGNORE_INDEX])
+
+
+@pytest.mark.parametrize("completion_only", [True, False])
+def test_truncation_keeps_answer_and_latest_input(tok, data_file, completion_only):
+    spec = DataSpec(paths=[str(data_file)], max_seq_length=60, packing=False, completion_only_loss=completion_only)
+    cols, stats = build_rows(tok, spec, seed=0)
+    assert stats.records == 3 and stats.truncated >= 1 and stats.dropped_too_long == 0
+    for ids, labels, rec in zip(cols["input_ids"], cols["labels"], RECORDS, strict=True):
+        assert len(ids) <= 60
+        text = tok.decode(ids)
+        assert text.startswith(HEAD) and text.endswith("<|im_end|>\n")
+        assert rec["instruction"] in text  # instruction never cut
+        assert "abnormal |" + "\n" + rec["instruction"] in text  # the LATEST input tokens are kept
+        if completion_only:
+            assert _decode_labels(tok, labels).startswith("<think>") or _decode_labels(tok, labels).startswith("no")
+            assert "You are a helpful" not in _decode_labels(tok, labels)
+
+
+def test_too_long_is_dropped_and_counted(tok, data_file):
+    spec = DataSpec(paths=[str(data_file)], max_seq_length=30, packing=False)
+    with pytest.raises(ValueError, match="no example fits max_seq_length=30"):
+        build_rows(tok, spec, seed=0)
+
+
+def test_packing_fills_rows(tok, data_file):
+    spec = DataSpec(paths=[str(data_file)], max_seq_length=512, packing=True)
+    cols, stats = build_rows(tok, spec, seed=0)
+    assert stats.rows == 1 and stats.examples == 3
+    assert cols["position_ids"][0].count(0) == 3
+
+
+def test_prepare_is_atomic_and_reused(tok, model_dir, data_file, tmp_path):
+    spec = DataSpec(paths=[str(data_file)], max_seq_length=256)
+    out, stats = prepare_dataset(spec, model_dir, tmp_path / "prep", seed=0)
+    assert (out / "stats.json").is_file() and stats["examples"] == 3
+    mtime = (out / "stats.json").stat().st_mtime_ns
+    again, _ = prepare_dataset(spec, model_dir, tmp_path / "prep", seed=0)
+    assert (again / "stats.json").stat().st_mtime_ns == mtime
+    changed, st2 = prepare_dataset(spec.model_copy(update={"packing": False}), model_dir, tmp_path / "prep", seed=0)
+    assert st2["rows"] == 3 and st2["fingerprint"] != stats["fingerprint"]
+
+
+def test_missing_key_is_named(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"instruction": "x", "input": "y"}) + "\n")
+    with pytest.raises(ValueError, match=r"record 0 lacks \['output'\]"):
+        read_records(bad)
+
+
+def test_parquet_records(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "ins.parquet"
+    pq.write_table(pa.Table.from_pylist([{k: r[k] for k in ("instruction", "input", "output")} for r in RECORDS[:2]]),
+                   path)
+    assert [r["output"] for r in read_records(path)] == [RECORDS[0]["output"], "no"]
+
+
+def test_packed_attention_is_block_diagonal(model_dir):
+    """Logits of each example inside a packed row equal the logits of that example alone (no cross-attention),
+    for the model as the workers load it (KV cache off: with a cache transformers ignores the packing)."""
+    from training.worker import load_model_for_training
+
+    model = load_model_for_training(model_dir).eval()
+    a, b = list(range(10, 30)), list(range(40, 53))
+    with torch.no_grad():
+        alone_a = model(input_ids=torch.tensor([a])).logits[0]
+        alone_b = model(input_ids=torch.tensor([b])).logits[0]
+        pos = torch.tensor([list(range(len(a))) + list(range(len(b)))])
+        packed = model(input_ids=torch.tensor([a + b]), position_ids=pos).logits[0]
+    torch.testing.assert_close(packed[: len(a)], alone_a, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(packed[len(a):], alone_b, atol=1e-5, rtol=1e-4)
+
+
+def test_packed_loss_equals_separate_losses(model_dir):
+    """Same summed loss packed vs one example at a time: no label leaks across example boundaries."""
+    from training.sequences import build_labels, concat_row, pad_rows
+    from training.worker import load_model_for_training
+
+    model = load_model_for_training(model_dir).eval()
+    examples = [build_labels(list(range(10, 22)), [60, 61, 62], True), build_labels(list(range(30, 37)), [70, 71], True)]
+
+    def summed_loss(batch):
+        batch = {k: torch.tensor(v) for k, v in batch.items()}
+        n = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
+        with torch.no_grad():
+            return model(**batch).loss * n
+
+    packed = summed_loss(pad_rows([concat_row(examples)], pad_id=0))
+    separate = sum(summed_loss(pad_rows([{"input_ids": i, "labels": lab}], pad_id=0)) for i, lab in examples)
+    torch.testing.assert_close(packed, separate, atol=1e-4, rtol=1e-4)
