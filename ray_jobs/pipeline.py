@@ -1,0 +1,22 @@
+"""The main job: synthetic (or real) MIMIC-IV -> timelines -> EHR-Ins/EHR-Bench -> SFT stage 1 -> SFT stage 2.
+
+    python -m ray_jobs.pipeline --config ray_jobs/configs/pipeline/demo.yaml
+    ray job submit --working-dir . --runtime-env cluster/runtime_env/default.yaml \
+        -- python -m ray_jobs.pipeline --config ray_jobs/configs/pipeline/demo.yaml output_dir=/tmp/ehr_r1_pipeline
+"""
+
+from __future__ import annotations
+
+from ray_jobs.config_loader import parse_job_args
+from ray_jobs.runtime import setup_logging
+from training.end_to_end import PipelineConfig, describe, run_pipeline
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_job_args(PipelineConfig, argv, description=__doc__)
+    setup_logging(cfg.log_level)
+    print(describe(cfg, run_pipeline(cfg)))
+
+
+if __name__ == "__main__":
+    main()

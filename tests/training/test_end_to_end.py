@@ -1,0 +1,66 @@
+"""The main job: every stage's config is wired under output_dir and validated before any work; a small run works."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ray_jobs.config_loader import ConfigError, load_config
+from training.end_to_end import PipelineConfig
+
+DEMO = Path(__file__).resolve().parents[2] / "ray_jobs" / "configs" / "pipeline" / "demo.yaml"
+
+
+def test_demo_config_wires_stages_under_output_dir(tmp_path):
+    cfg = load_config(PipelineConfig, DEMO, [f"output_dir={tmp_path}"])
+    s1, s2 = cfg.stage_config(1), cfg.stage_config(2)
+    assert cfg.datasets_config().output_dir == str(tmp_path / "datasets")
+    assert s1.data.paths == [str(tmp_path / "datasets" / "ehr_ins" / "ehr_ins.jsonl")]
+    assert s1.tiny_model.output_dir == str(tmp_path / "tiny_model")
+    assert s2.model_path == str(tmp_path / "runs" / s1.run.name / "final_model")
+    assert s2.data.paths[0].endswith("ehr_ins_reasoning.jsonl") and s2.data.format == "reasoning"
+    assert {s1.run.storage_path, s2.run.storage_path} == {str(tmp_path / "runs")}
+    assert s1.run.mlflow_tracking_uri == str(tmp_path / "mlruns")
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("stage2.run.name=demo_stage1", "stage2.run.name: must differ"),
+    ("stage1.train.global_batch_size=3", "stage1"),
+    ("stage1.bogus=1", "stage1.bogus"),
+    ("datasets.test_ratio=2", "datasets.test_ratio"),
+    ("reasoning.max_samples=0", "reasoning.max_samples"),
+])
+def test_invalid_stage_settings_fail_before_any_work(tmp_path, override, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+        load_config(PipelineConfig, DEMO, [f"output_dir={tmp_path}", override])
+    assert not any(tmp_path.iterdir()), "validation must not create outputs"
+
+
+@pytest.mark.slow
+def test_small_pipeline_end_to_end(tmp_path, ray_session):
+    from training.end_to_end import describe, run_pipeline
+
+    overrides = [f"output_dir={tmp_path}", "datasets.timelines.synthetic.num_patients=40",
+                 "datasets.presets=[ehr_ins]", "reasoning.max_samples=32",
+                 "stage1.data.max_samples=48", "stage1.data.max_seq_length=512", "stage1.train.num_train_epochs=1",
+                 "stage2.data.max_samples=32", "stage2.data.max_seq_length=512", "stage2.train.num_train_epochs=1"]
+    cfg = load_config(PipelineConfig, DEMO, overrides)
+    result = run_pipeline(cfg)
+    assert result.datasets["ehr_ins"]["samples"] > 0
+    first = json.loads(cfg.reasoning_jsonl.read_text().splitlines()[0])
+    assert first["reasoning"].startswith("## Extraction") and "## Final Results" in first["reasoning"]
+
+    from transformers import AutoModelForCausalLM
+
+    for model_dir in (result.stage1_model, result.stage2_model):
+        assert AutoModelForCausalLM.from_pretrained(model_dir).num_parameters() > 0
+    text = describe(cfg, result)
+    assert str(result.stage2_model) in text and "ray_jobs.serve" in text
+
+    # A re-run resumes: every stage is found finished and skipped, models untouched.
+    mtime = (result.stage2_model / "config.json").stat().st_mtime
+    again = run_pipeline(cfg)
+    assert again.stage2_model == result.stage2_model
+    assert (result.stage2_model / "config.json").stat().st_mtime == mtime

@@ -1,0 +1,183 @@
+"""The whole EHR-R1 recipe in one job, on the embedded default or real data.
+
+    MIMIC-IV (or the synthetic cohort) -> timelines -> EHR-Ins / EHR-Bench -> stage-2 reasoning records
+    -> SFT stage 1 (domain adaptation) -> SFT stage 2 (reasoning enhancement)
+
+Each stage keeps its own strict config class; this config embeds them and fills in the paths that connect them
+(everything lives under ``output_dir``), so every stage's config is validated before the first one starts.
+Every stage is resumable: finished datasets are skipped by fingerprint, a finished SFT run (its ``final_model``
+exists) is skipped, and an interrupted one resumes from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+log = logging.getLogger(__name__)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class ReasoningSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: Template reasoning records written for stage 2 (data_pipeline.reasoning.evidence_template).
+    max_samples: int = Field(512, ge=1)
+
+
+class PipelineConfig(BaseModel):
+    """``datasets``, ``stage1`` and ``stage2`` take the keys of BuildDatasetsConfig and SFTJobConfig, minus the
+    paths this pipeline wires together (datasets.output_dir, stageN.data.paths, stageN.run.storage_path,
+    stage2.model_path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output_dir: str = "outputs/pipeline"
+    datasets: dict[str, Any] = Field(default_factory=dict)
+    reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec)
+    stage1: dict[str, Any] = Field(default_factory=dict)
+    stage2: dict[str, Any] = Field(default_factory=dict)
+    ray_address: str | None = None
+    ray_num_cpus: int | None = Field(None, ge=1)
+    log_level: str = "INFO"
+
+    _datasets_cfg: Any = PrivateAttr(None)
+    _stage_cfgs: dict[int, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.output_dir).expanduser().resolve()
+
+    @property
+    def ehr_ins_jsonl(self) -> Path:
+        return self.out / "datasets" / "ehr_ins" / "ehr_ins.jsonl"
+
+    @property
+    def reasoning_jsonl(self) -> Path:
+        return self.out / "datasets" / "ehr_ins_reasoning" / "ehr_ins_reasoning.jsonl"
+
+    def final_model(self, stage: int) -> Path:
+        cfg = self.stage_config(stage)
+        return Path(cfg.run.storage_path).expanduser() / cfg.run.name / "final_model"
+
+    @model_validator(mode="after")
+    def _build_stage_configs(self) -> "PipelineConfig":
+        from data_pipeline.datasets.config import BuildDatasetsConfig
+        from training.config import SFTJobConfig
+
+        errors: list[str] = []
+
+        def validate(section: str, model, data):
+            try:
+                return model.model_validate(data)
+            except ValidationError as exc:
+                for e in exc.errors():
+                    where = ".".join(str(p) for p in e["loc"])
+                    errors.append(f"{section}{'.' + where if where else ''}: {e['msg']}")
+            except ValueError as exc:
+                errors.append(f"{section}: {exc}")
+            return None
+
+        runs = str(self.out / "runs")
+        self._datasets_cfg = validate("datasets", BuildDatasetsConfig,
+                                      _merge(self.datasets, {"output_dir": str(self.out / "datasets")}))
+        stage1 = _merge(self._defaults_under_output(self.stage1), {
+            "stage": 1, "data": {"paths": [str(self.ehr_ins_jsonl)]}, "run": {"storage_path": runs}})
+        s1 = validate("stage1", SFTJobConfig, stage1)
+        if s1 is not None:
+            stage1_final = Path(runs) / s1.run.name / "final_model"
+            s2 = validate("stage2", SFTJobConfig, _merge(self._defaults_under_output(self.stage2), {
+                "stage": 2, "model_path": str(stage1_final),
+                "data": {"paths": [str(self.reasoning_jsonl), str(self.ehr_ins_jsonl)], "format": "reasoning"},
+                "run": {"storage_path": runs}}))
+            if s2 is not None and s2.run.name == s1.run.name:
+                errors.append("stage2.run.name: must differ from stage1.run.name, or stage 2 overwrites stage 1")
+            self._stage_cfgs = {1: s1, 2: s2}
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def _defaults_under_output(self, stage: dict[str, Any]) -> dict[str, Any]:
+        """Paths the user left unset (MLflow store, tiny-model folder) go under output_dir too."""
+        stage = copy.deepcopy(stage)
+        run = stage.setdefault("run", {})
+        run.setdefault("mlflow_tracking_uri", str(self.out / "mlruns"))
+        if isinstance(stage.get("tiny_model"), dict):
+            stage["tiny_model"].setdefault("output_dir", str(self.out / "tiny_model"))
+        return stage
+
+    def datasets_config(self):
+        return self._datasets_cfg
+
+    def stage_config(self, stage: int):
+        return self._stage_cfgs[stage]
+
+
+@dataclass
+class PipelineResult:
+    datasets: dict[str, dict]
+    reasoning_jsonl: Path
+    stage1_model: Path
+    stage2_model: Path
+
+
+def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
+    from data_pipeline.datasets.build import build_datasets
+    from data_pipeline.reasoning.evidence_template import write_reasoning_dataset
+    from ray_jobs.runtime import init_ray
+
+    init_ray(cfg.ray_address, cfg.ray_num_cpus)
+    log.info("[1/4] timelines + datasets -> %s", cfg.out / "datasets")
+    summaries = build_datasets(cfg.datasets_config())
+
+    log.info("[2/4] stage-2 reasoning records (template chains) -> %s", cfg.reasoning_jsonl)
+    if cfg.reasoning_jsonl.is_file():
+        log.info("reasoning records exist, skipping (delete %s to rebuild)", cfg.reasoning_jsonl)
+    else:
+        write_reasoning_dataset(cfg.ehr_ins_jsonl, cfg.reasoning_jsonl, cfg.reasoning.max_samples)
+
+    models = {}
+    for stage in (1, 2):
+        final = cfg.final_model(stage)
+        log.info("[%d/4] SFT stage %d -> %s", stage + 2, stage, final)
+        if (final / "config.json").is_file():
+            log.info("stage %d already trained, skipping (delete %s to retrain)", stage, final.parent)
+            models[stage] = final
+            continue
+        from training.sft import run_sft
+
+        models[stage] = run_sft(cfg.stage_config(stage)).final_model
+    return PipelineResult(summaries, cfg.reasoning_jsonl, models[1], models[2])
+
+
+def describe(cfg: PipelineConfig, result: PipelineResult) -> str:
+    """What was produced and how to look at it (printed at the end of the job)."""
+    datasets = "\n".join(f"  {name:<10} {s.get('samples', '?'):>7} samples  {cfg.out / 'datasets' / name}"
+                         for name, s in result.datasets.items())
+    timelines = cfg.datasets_config().output_dir
+    return f"""
+EHR-R1 pipeline finished. Outputs under {cfg.out}
+datasets:
+{datasets}
+  reasoning  {result.reasoning_jsonl}
+models:
+  stage 1    {result.stage1_model}
+  stage 2    {result.stage2_model}
+
+Look at one sample:      .venv/bin/python -c "import datasets; print(datasets.load_dataset('json', data_files='{cfg.ehr_ins_jsonl}')['train'][0]['input'][:2000])"
+Per-task counts:         cat {Path(timelines) / 'summary.json'}
+Serve the stage-2 model: .venv/bin/python -m ray_jobs.serve --config ray_jobs/configs/serve/demo.yaml model.tiny_model=null model.path={result.stage2_model}
+"""
