@@ -8,10 +8,14 @@
 index, statistics and selection passes (caps scaled down with ``--cap`` so that they bite, as the real caps do
 at MIMIC-IV scale) while a thread samples the driver's RSS; for contrast it then collects the whole candidate
 index into one pandas frame on the driver, as the build did before the streaming selection. Prints one table.
+With ``--render`` (e.g. ``--memory 200 800 --cap -1 --render``) it measures instead the driver through render +
+export (per-shard selection files, actors writing per-shard parts, the driver streaming them into the writers),
+and for contrast the selection held as row dicts grouped by patient, as the driver held (and broadcast) it before.
 
 After an untimed warm-up, each worker count runs the index stage (Ray Data tasks over the timeline shards,
-from scratch) and the render stage (Ray Data actor pool: assembly, truncation, candidates; EHR-Ins + EHR-Bench of the demo config) on a
-private local Ray instance, then prints one table. Wall times include Ray Data scheduling and actor start-up.
+from scratch) and the render stage (Ray Data actor pool: assembly, truncation, candidates; EHR-Ins + EHR-Bench
+of the demo config) on a private local Ray instance, then prints one table. Wall times include Ray Data
+scheduling and actor start-up.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,12 +62,15 @@ def main() -> None:
     ap.add_argument("--memory", type=int, nargs="+", metavar="PATIENTS",
                     help="measure driver peak memory for synthetic cohorts of these sizes instead")
     ap.add_argument("--cap", type=int, default=200, help="per-task cap of every preset in --memory runs")
+    ap.add_argument("--render", action="store_true",
+                    help="with --memory: measure the driver through render + export instead (use --cap -1)")
     ap.add_argument("--memory-child", nargs=2, metavar=("TIMELINES", "WORK"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
-        return memory_child(Path(args.memory_child[0]), Path(args.memory_child[1]), args.cap, args.num_cpus)
+        return memory_child(Path(args.memory_child[0]), Path(args.memory_child[1]), args.cap, args.num_cpus,
+                            args.render)
     if args.memory:
-        return memory_table(args.memory, args.cap, args.num_cpus)
+        return memory_table(args.memory, args.cap, args.num_cpus, args.render)
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
@@ -104,10 +110,10 @@ def main() -> None:
             t0 = time.perf_counter()
             index = build_index(cfg, shards, tasks, out / "_work")
             t_index = time.perf_counter() - t0
-            by_subject, vocab, _ = streaming_selection(cfg, index, tasks)
+            selected, vocab, _, _ = streaming_selection(cfg, index, tasks, shards, out / "_work")
             writers = {p: DatasetWriter(out, p) for p in cfg.presets}
             t0 = time.perf_counter()
-            stats = render_and_write(cfg, shards, by_subject, vocab, writers)
+            stats = render_and_write(cfg, selected, vocab, writers, out / "_work" / "rendered")
             t_render = time.perf_counter() - t0
             for wr in writers.values():
                 wr.abort()
@@ -129,11 +135,12 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def streaming_selection(cfg, index, tasks):
-    """Statistics + selection passes of the build over the index parts: (selection by subject, vocabularies,
-    peak rows held by the driver's top-k merge)."""
+def streaming_selection(cfg, index, tasks, shards, work: Path):
+    """Statistics + selection passes of the build over the index parts, the selection written per shard as the
+    build does: (``{shard: selection file}``, vocabularies, peak rows held by the driver's top-k merge, rows)."""
     from data_pipeline.datasets.build import collect_stats, explain_missing
     from data_pipeline.datasets.selection import preset_spec, selection_plan, vocabulary_from_counts
+    from data_pipeline.datasets.shards import selection_table, write_shard_selections
 
     presets = cfg.preset_objects()
     specs = [preset_spec(p, tasks) for p in presets]
@@ -143,12 +150,21 @@ def streaming_selection(cfg, index, tasks):
             for p in presets}
     plans, k_of_group = selection_plan(specs, stats, caps)
     chosen, peak = _select(cfg, index.parts, plans, k_of_group)
-    by_subject = defaultdict(list)
-    for name, frame in chosen.items():
-        for row in frame.assign(dataset=name).to_dict("records"):
-            by_subject[int(row["subject_id"])].append(row)
+    selection = selection_table([(p.name, chosen[p.name]) for p in presets])
+    selected = write_shard_selections(selection, [str(p) for p in shards], work / "selected")
     vocab = {t: vocabulary_from_counts(*stats["vocab"][t]) for t in live if t in stats["vocab"]}
-    return dict(by_subject), vocab, peak
+    return selected, vocab, peak, selection.num_rows
+
+
+def old_driver_selection(selected: dict[str, str]) -> int:
+    """What the build held on the driver (and sent to every render actor) before the per-shard files: every
+    selected row as a dict, grouped by patient. Returns the row count (the caller measures the memory)."""
+    from data_pipeline.datasets.shards import read_shard_selection
+
+    by_subject = {}
+    for path in selected.values():
+        by_subject.update(read_shard_selection(path))
+    return sum(len(v) for v in by_subject.values())
 
 
 def _select(cfg, parts, plans, k_of_group):
@@ -192,7 +208,7 @@ class PeakRSS:
         return (self.peak - self.base) / 2**20
 
 
-def memory_child(timelines: Path, work: Path, cap: int, num_cpus: int) -> None:
+def memory_child(timelines: Path, work: Path, cap: int, num_cpus: int, render: bool) -> None:
     """One cohort in a fresh driver: prints a JSON line with the row counts and driver memory of each stage."""
     import gc
     import json
@@ -200,8 +216,9 @@ def memory_child(timelines: Path, work: Path, cap: int, num_cpus: int) -> None:
     import pandas as pd
     import ray
 
-    from data_pipeline.datasets.build import build_index
+    from data_pipeline.datasets.build import build_index, render_and_write
     from data_pipeline.datasets.config import BuildDatasetsConfig
+    from data_pipeline.datasets.export import DatasetWriter
     from ray_jobs.config_loader import load_config
     from ray_jobs.runtime import setup_logging
 
@@ -210,7 +227,7 @@ def memory_child(timelines: Path, work: Path, cap: int, num_cpus: int) -> None:
     sampling = {"decision_making": {"cap": cap}, "risk_prediction": {"cap": cap, "mode": "weighted"},
                 "tasks": {t: {"mode": "weighted"} for t in ("chartevents", "emar", "next_event")}}
     cfg = load_config(BuildDatasetsConfig, demo, [f"output_dir={work}", f"timelines_dir={timelines}",
-                                                  "timelines=null", "num_workers=1"])
+                                                  "timelines=null", f"num_workers={2 if render else 1}"])
     cfg = cfg.model_copy(update={"sampling": {**cfg.sampling, **sampling}})
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -219,22 +236,39 @@ def memory_child(timelines: Path, work: Path, cap: int, num_cpus: int) -> None:
         gc.collect()
         rss = PeakRSS().start()
         index = build_index(cfg, shards, tasks, work / "_work")
-        by_subject, vocab, peak_rows = streaming_selection(cfg, index, tasks)
+        selected, vocab, peak_rows, n_selected = streaming_selection(cfg, index, tasks, shards, work / "_work")
         streaming = rss.stop()
-        selected = sum(len(v) for v in by_subject.values())
-        del by_subject, vocab
+        result = {"candidates": index.rows, "selected": n_selected, "peak_rows": peak_rows,
+                  "streaming_mib": streaming, "shards": len(shards)}
         gc.collect()
-        rss = PeakRSS().start()
-        frame = pd.concat([pd.read_parquet(p) for p in index.parts], ignore_index=True)  # the old driver index
-        collected = rss.stop()
-        assert len(frame) == index.rows
-        print(json.dumps({"candidates": index.rows, "selected": selected, "peak_rows": peak_rows,
-                          "streaming_mib": streaming, "collect_mib": collected, "shards": len(shards)}))
+        if render:
+            # the old driver's selection first: RSS freed by one stage is reused by the next without growing
+            rss = PeakRSS().start()
+            assert old_driver_selection(selected) == n_selected
+            result["old_selection_mib"] = rss.stop()
+            gc.collect()
+            writers = {p: DatasetWriter(work, p) for p in cfg.presets}
+            rss = PeakRSS().start()
+            t0 = time.perf_counter()
+            stats = render_and_write(cfg, selected, vocab, writers, work / "_work" / "rendered")
+            result["render_s"] = time.perf_counter() - t0
+            result["render_mib"] = rss.stop()
+            result["written"] = sum(w.rows for w in writers.values())
+            result["jsonl_mib"] = sum((w.tmp / f"{w.name}.jsonl").stat().st_size for w in writers.values()) / 2**20
+            for w in writers.values():
+                w.abort()
+            del stats
+        else:
+            rss = PeakRSS().start()
+            frame = pd.concat([pd.read_parquet(p) for p in index.parts], ignore_index=True)  # the old driver index
+            result["collect_mib"] = rss.stop()
+            assert len(frame) == index.rows
+        print(json.dumps(result))
     finally:
         ray.shutdown()
 
 
-def memory_table(sizes: list[int], cap: int, num_cpus: int) -> None:
+def memory_table(sizes: list[int], cap: int, num_cpus: int, render: bool) -> None:
     import json
     import subprocess
     import sys
@@ -260,12 +294,20 @@ def memory_table(sizes: list[int], cap: int, num_cpus: int) -> None:
             finally:
                 ray.shutdown()
             out = subprocess.run([sys.executable, __file__, "--memory-child", str(timelines), str(work / f"m{n}"),
-                                  "--cap", str(cap), "--num-cpus", str(num_cpus)],
+                                  "--cap", str(cap), "--num-cpus", str(num_cpus), *(["--render"] if render else [])],
                                  capture_output=True, text=True, check=True).stdout
             rows.append((n, json.loads(out.strip().splitlines()[-1])))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nper-task cap {cap} in both presets; driver RSS growth over the stage, sampled every 10 ms")
+    if render:
+        print("| patients | shards | selected rows | samples written | jsonl MiB | render + export s "
+              "| driver peak RSS, render + export (MiB) | driver RSS, selection as row dicts by patient (old, MiB) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for n, r in rows:
+            print(f"| {n} | {r['shards']} | {r['selected']} | {r['written']} | {r['jsonl_mib']:.0f} | "
+                  f"{r['render_s']:.0f} | {r['render_mib']:.0f} | {r['old_selection_mib']:.0f} |")
+        return
     print("| patients | shards | candidate rows | selected rows | driver merge peak rows | driver peak RSS, "
           "index + stats + select (MiB) | driver RSS, collecting the index as pandas (old, MiB) |")
     print("|---|---|---|---|---|---|---|")

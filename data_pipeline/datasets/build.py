@@ -8,10 +8,13 @@
 3. **Select** (Ray Data tasks over the index parts): sampling keys from a hash of (seed, task, row) and per-part
    top-k per (dataset, task[, class]) with the quotas of step 2, merged exactly on the driver (:mod:`selection`,
    :mod:`sampling`): driver memory O(sum of the caps), not O(candidates); the same rows whatever the sharding.
-4. **Render** (Ray Data actor pool over the shards): assembly, left truncation, candidates
-   (:class:`stages.RenderWorker`); only the patients with selected samples do any work.
-5. **Write** (driver, streaming): jsonl + parquet + provenance + summary per dataset, committed atomically;
-   a dataset whose ``_SUCCESS.json`` fingerprint matches is skipped.
+4. **Render** (Ray Data actor pool over the shards with selected rows): the selection is written per timeline
+   shard to ``<output_dir>/_work/selected/`` and each actor reads only its shard's file, renders (assembly, left
+   truncation, candidates: :class:`stages.ShardRenderWorker`) and writes ``_work/rendered/<shard>.parquet``
+   (:mod:`shards`); only the patients with selected samples do any work.
+5. **Write** (driver, streaming): the rendered parts, a bounded slice at a time in shard order, to jsonl + parquet
+   + provenance + summary per dataset, committed atomically; a dataset whose ``_SUCCESS.json`` fingerprint
+   matches is skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import logging
 import pickle
 import shutil
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,8 @@ from data_pipeline.datasets.export import (DatasetWriter, atomic_write_text, for
 from data_pipeline.datasets.selection import (SURVIVOR_SCHEMA, TopK, empty_stats, merge_stats, number_selection,
                                               preset_spec, select_udf, selection_plan, stats_udf,
                                               vocab_tasks, vocabulary_from_counts)
+from data_pipeline.datasets.shards import (empty_export_stats, export_parts, in_order, selection_table,
+                                           write_shard_selections)
 from data_pipeline.datasets.stages import index_shards_to_parts
 
 log = logging.getLogger(__name__)
@@ -211,21 +216,25 @@ def _build(cfg, out: Path, shards, index: IndexParts, tasks: list[str], todo: li
         caps[preset.name] = {t: preset.sampling_for(t)[0] for t in pools[preset.name]}
     plans, k_of_group = selection_plan(specs, stats, caps)
     chosen = select_streaming(cfg, index.parts, plans, k_of_group)
-    by_subject: dict[int, list[dict]] = defaultdict(list)
     for preset, _ in todo:
-        frame = chosen[preset.name].assign(dataset=preset.name)
+        frame = chosen[preset.name]
         log.info("%s: %d samples selected over %d tasks from the %s split", preset.name, len(frame),
                  frame["task"].nunique(), preset.split)
-        for row in frame.to_dict("records"):
-            by_subject[int(row["subject_id"])].append(row)
+    # the selection leaves the driver here: one file per timeline shard, read by that shard's render task only
+    work = out / "_work"
+    for scratch in ("selected", "rendered"):
+        shutil.rmtree(work / scratch, ignore_errors=True)
+    selection = selection_table([(preset.name, chosen[preset.name]) for preset, _ in todo])
     del chosen
+    selected = write_shard_selections(selection, [str(p) for p in shards], work / "selected")
+    del selection
     vocab = {t: vocabulary_from_counts(*stats["vocab"][t]) for t in live if t in stats["vocab"]}
     for preset, _ in todo:  # leftovers of an interrupted run (never a finished dataset: those are renamed into place)
         for stale in [*out.glob(f".{preset.name}.tmp-*"), *out.glob(f".{preset.name}.old-*")]:
             shutil.rmtree(stale, ignore_errors=True)
     writers = {preset.name: DatasetWriter(out, preset.name) for preset, _ in todo}
     try:
-        results = render_and_write(cfg, shards, dict(by_subject), vocab, writers)
+        results = render_and_write(cfg, selected, vocab, writers, work / "rendered")
         for preset, fp in todo:
             writers[preset.name].commit(_summary(preset.name, preset, pools[preset.name], notes,
                                                  results[preset.name], tasks), fp)
@@ -233,63 +242,46 @@ def _build(cfg, out: Path, shards, index: IndexParts, tasks: list[str], todo: li
         for w in writers.values():
             w.abort()
         raise
+    for scratch in ("selected", "rendered"):  # scratch of this run only: the datasets are committed
+        shutil.rmtree(work / scratch, ignore_errors=True)
 
 
-def render_and_write(cfg, shards, by_subject, vocab, writers: dict[str, DatasetWriter]) -> dict:
+def render_and_write(cfg, selected: dict[str, str], vocab, writers: dict[str, DatasetWriter], folder: Path) -> dict:
     """Render the selected samples on an actor pool and stream them to ``writers`` (one per dataset).
 
-    Output order is fixed (``preserve_order``), so a re-run writes the same files byte for byte.
+    ``selected`` maps each timeline shard with selected rows to its selection file (:mod:`shards`), in shard
+    order; every actor writes its shard's samples to a part under ``folder`` and the driver exports the parts
+    in shard order while the others render, so a re-run writes the same files byte for byte.
     """
-    import ray
-
-    ctx = ray.data.DataContext.get_current()
-    previous_order, ctx.execution_options.preserve_order = ctx.execution_options.preserve_order, True
-    try:
-        return _stream(cfg, shards, by_subject, vocab, writers)
-    finally:
-        ctx.execution_options.preserve_order = previous_order
-
-
-def _stream(cfg, shards, by_subject, vocab, writers: dict[str, DatasetWriter]) -> dict:
-    import pyarrow.compute as pc
     import ray
 
     from data_pipeline.datasets.stages import ShardRenderWorker
 
-    ds = ray.data.from_items([{"path": str(p)} for p in shards], override_num_blocks=len(shards))
-    ds = ds.map_batches(
-        ShardRenderWorker, batch_format="pyarrow", batch_size=1, num_cpus=cfg.worker_cpus,
-        # one shard in flight per actor: with a few large shards, queueing several on the first actor that
-        # starts would leave the others idle
-        compute=ray.data.ActorPoolStrategy(size=cfg.num_workers, max_tasks_in_flight_per_actor=1),
-        fn_constructor_kwargs={"selection": [ray.put(by_subject)], "vocabularies": [ray.put(vocab)],
-                               "max_input_tokens": cfg.max_input_tokens, "tokenizer_path": cfg.tokenizer_path,
-                               "seed": cfg.seed, "max_candidates": cfg.max_candidates})
-    todo = list(writers)
-    stats = {name: {"samples": Counter(), "yes": Counter(), "no": Counter(), "too_long": Counter(),
-                    "patients": set()} for name in todo}
+    folder.mkdir(parents=True, exist_ok=True)
+    order = list(selected)
+    items = [{"path": shard, "selection": sel, "out": str(folder / f"{Path(shard).stem}.parquet")}
+             for shard, sel in selected.items()]
+    stats = {name: empty_export_stats() for name in writers}
     t0, n, writing = time.time(), 0, 0.0
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        for name in todo:
-            part = batch.filter(pc.equal(batch["dataset"], name))
-            if part.num_rows == 0:
-                continue
-            st = stats[name]
-            for task, fits, output, sid in zip(*(part[c].to_pylist() for c in ("task", "fits", "output",
-                                                                                "subject_id"))):
-                if not fits:
-                    st["too_long"][task] += 1
-                    continue
-                st["samples"][task] += 1
-                st["patients"].add(sid)
-                if output in ("yes", "no"):
-                    st[output][task] += 1
-            kept = part.filter(part["fits"])
+    if items:
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        ds = ds.map_batches(
+            ShardRenderWorker, batch_format="pyarrow", batch_size=1, num_cpus=cfg.worker_cpus,
+            # one shard in flight per actor: with a few large shards, queueing several on the first actor that
+            # starts would leave the others idle
+            compute=ray.data.ActorPoolStrategy(size=min(cfg.num_workers, len(items)),
+                                               max_tasks_in_flight_per_actor=1),
+            fn_constructor_kwargs={"vocabularies": [ray.put(vocab)], "max_input_tokens": cfg.max_input_tokens,
+                                   "tokenizer_path": cfg.tokenizer_path, "seed": cfg.seed,
+                                   "max_candidates": cfg.max_candidates})
+        done = ((r["shard"], r["path"]) for b in ds.iter_batches(batch_format="pyarrow", batch_size=None)
+                for r in b.to_pylist())
+        for part in in_order(done, order):  # shard order whatever order the actors finish in
             t_write = time.time()
-            writers[name].write(kept)
+            n += export_parts([part], writers, stats)
             writing += time.time() - t_write
-            n += kept.num_rows
-        log.info("rendered %d samples (%.1f/s)", n, n / max(time.time() - t0, 1e-9))  # counts only, no text
+            Path(part).unlink()  # exported: free the disk while the remaining shards render
+            log.info("rendered %d samples (%.1f/s)", n, n / max(time.time() - t0, 1e-9))  # counts only, no text
     for st in stats.values():
         st["write_seconds"] = writing
     return stats

@@ -71,20 +71,29 @@ class DatasetWriter:
         self.rows = 0
 
     def write(self, samples: pa.Table) -> None:
+        self.write_lines(samples)
+        self.write_records(samples)
+
+    def write_lines(self, samples: pa.Table) -> None:
+        """The jsonl half of :meth:`write` (its bytes do not depend on how the samples are chunked)."""
         if samples.num_rows == 0:
             return
-        records = hf_table(samples)
-        self._parquet.write_table(records)
         if "json" in samples.column_names:  # serialised by the render workers
             lines = samples.column("json").to_pylist()
         else:
-            lines = [json.dumps(rec, ensure_ascii=False) for rec in records.to_pylist()]
+            lines = [json.dumps(rec, ensure_ascii=False) for rec in hf_table(samples).to_pylist()]
         self._jsonl.write("\n".join(lines) + "\n")
+        self.rows += samples.num_rows
+
+    def write_records(self, samples: pa.Table) -> None:
+        """The parquet half of :meth:`write`: one row group per call in both parquet files, so callers batch."""
+        if samples.num_rows == 0:
+            return
+        self._parquet.write_table(hf_table(samples))
         prov = samples.select(PROVENANCE_COLUMNS)
         if self._prov is None:
             self._prov = pq.ParquetWriter(self.tmp / "provenance.parquet", prov.schema)
         self._prov.write_table(prov)
-        self.rows += samples.num_rows
 
     def commit(self, summary: dict, fingerprint: str) -> Path:
         self._jsonl.close()

@@ -3,7 +3,8 @@
 * :func:`index_batch`: timelines -> candidate-instance index rows (no text), one row per (task, anchor), plus
   one ``__tables__`` row per batch listing the event tables seen (used to explain empty tasks);
   :func:`index_shards_to_parts` streams them to one parquet part per shard, written by the worker.
-* :class:`RenderWorker`: timelines + the sampled index -> finished samples (text, candidates, provenance).
+* :class:`RenderWorker`: timelines + the sampled index -> finished samples (text, candidates, provenance);
+  :class:`ShardRenderWorker` renders one shard from its own selection file into a part (:mod:`shards`).
 """
 
 from __future__ import annotations
@@ -183,14 +184,27 @@ class RenderWorker:
 
 
 class ShardRenderWorker(RenderWorker):
-    """:class:`RenderWorker` as a Ray Data UDF over a table of shard paths; yields one table per patient batch."""
+    """:class:`RenderWorker` as a Ray Data UDF over items ``{path, selection, out}``: a timeline shard, the file
+    of that shard's selected rows and the part to write (:mod:`shards`). Only one shard's selection is held at a
+    time, never the whole selection; yields one small row per shard (``shards.DONE_SCHEMA``)."""
 
-    def __call__(self, paths: pa.Table) -> Iterator[pa.Table]:
-        for path in paths.column("path").to_pylist():
-            for batch in read_shard(path):
-                out = super().__call__(batch)
-                if out.num_rows:
-                    yield out
+    def __init__(self, vocabularies, max_input_tokens: int, tokenizer_path: str | None, seed: int,
+                 max_candidates: int):
+        super().__init__({}, vocabularies, max_input_tokens, tokenizer_path, seed, max_candidates)
+
+    def __call__(self, items: pa.Table) -> Iterator[pa.Table]:
+        from pathlib import Path
+
+        from data_pipeline.datasets.shards import DONE_SCHEMA, read_shard_selection, render_shard
+
+        for item in items.to_pylist():
+            self.selection = read_shard_selection(item["selection"])
+            try:
+                rows = render_shard(super().__call__, item["path"], Path(item["out"]))
+            finally:
+                self.selection = {}
+            yield pa.Table.from_pylist([{"shard": item["path"], "path": item["out"], "rows": rows}],
+                                       schema=DONE_SCHEMA)
 
 
 def memo_renderer():
