@@ -8,7 +8,8 @@ except ``newlines_in_values=True``, which note text needs; rows counted, nothing
 ``build_timelines`` on a private 2-CPU Ray instance. Reported: source rows/s of each, their ratio, the peak RSS
 of the scanning process and the peak memory of the whole build process tree (driver + raylet + Ray workers, sum
 of PSS sampled every 0.2 s, so shared object-store pages count once). Ray start-up is excluded from the build
-time and shown on its own.
+time and shown on its own. Also reported: CPU seconds (user + system) of the scan process and of the whole build
+process tree during the build; on a shared machine their ratio is far less sensitive to other jobs than wall time.
 ``target_bucket_mb`` is small so that the number of buckets grows with the cohort and a bucket's size does not.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -73,6 +75,28 @@ class _Sampler(threading.Thread):
             time.sleep(self.interval)
 
 
+def _self_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _tree_cpu() -> float:
+    """User + system CPU seconds used so far by this process and every live descendant (Ray's are long-lived)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def child_scan(root: Path) -> dict:
     import resource
 
@@ -83,15 +107,15 @@ def child_scan(root: Path) -> dict:
 
     plan = plan_source(SourceLayout(root))
     files = [plan.tables[rp].path for rp in staged_tables(plan)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _self_cpu()
     rows = 0
     parse = pv.ParseOptions(newlines_in_values=True)  # note text spans lines; the default chunker would fail
     for path in files:
         for batch in pv.open_csv(path, parse_options=parse):
             rows += batch.num_rows
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _self_cpu() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"rows": rows, "seconds": seconds, "peak_rss": peak, "files": len(files)}
+    return {"rows": rows, "seconds": seconds, "cpu": cpu, "peak_rss": peak, "files": len(files)}
 
 
 def child_build(root: Path, out: Path, markdown: bool, target_mb: int) -> dict:
@@ -112,15 +136,15 @@ def child_build(root: Path, out: Path, markdown: bool, target_mb: int) -> dict:
     sampler = _Sampler()
     sampler.start()
     cfg = TimelineConfig(mimic_root=root, output_dir=out, write_markdown=markdown, target_bucket_mb=target_mb)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _tree_cpu()
     result = build_timelines(cfg)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _tree_cpu() - c0
     sampler.stop.set()
     sampler.join()
     top = sorted(sampler.breakdown.items(), key=lambda kv: -kv[1])[:6]
     print("peak memory by process (PSS MB): " + ", ".join(f"{k}={v >> 20}" for k, v in top), file=sys.stderr)
     ray.shutdown()
-    return {"rows": result.source_rows, "seconds": seconds, "peak_rss": sampler.peak, "idle_rss": idle,
+    return {"rows": result.source_rows, "seconds": seconds, "cpu": cpu, "peak_rss": sampler.peak, "idle_rss": idle,
             "ray_init": ray_init, "buckets": result.num_buckets, "patients": result.num_patients,
             "events": result.num_events}
 
@@ -166,18 +190,21 @@ def main() -> None:
                             *extra])
         assert build["rows"] == scan["rows"], (build["rows"], scan["rows"])
         rows_out.append((n, scan, build))
-        print(f"done: {n} patients", file=sys.stderr)
+        print(f"done: {n} patients; load average now {os.getloadavg()[0]:.1f}", file=sys.stderr)
 
     mb = 2**20
+    print(f"\nload average (1/5/15 min) at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"\nvolume={args.volume}, markdown={'off' if args.no_markdown else 'on'}, 2 CPUs, 1 GiB object store, "
           f"target_bucket_mb={args.target_bucket_mb}")
     print("| patients | source rows | buckets | pyarrow scan rows/s | build rows/s | build / scan | build s "
-          "(+ Ray start) | scan peak RSS MB | build peak MB (process tree PSS) | idle Ray MB (PSS) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "(+ Ray start) | scan CPU s | build CPU s (process tree) | scan / build CPU | scan peak RSS MB | "
+          "build peak MB (process tree PSS) | idle Ray MB (PSS) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, scan, build in rows_out:
         s_rate, b_rate = scan["rows"] / scan["seconds"], build["rows"] / build["seconds"]
         print(f"| {n} | {scan['rows']:,} | {build['buckets']} | {s_rate:,.0f} | {b_rate:,.0f} | "
-              f"{b_rate / s_rate:.1%} | {build['seconds']:.1f} (+{build['ray_init']:.1f}) | "
+              f"{b_rate / s_rate:.1%} | {build['seconds']:.1f} (+{build['ray_init']:.1f}) | {scan['cpu']:.1f} | "
+              f"{build['cpu']:.1f} | {scan['cpu'] / build['cpu']:.1%} | "
               f"{scan['peak_rss'] / mb:,.0f} | {build['peak_rss'] / mb:,.0f} | {build['idle_rss'] / mb:,.0f} |")
 
 

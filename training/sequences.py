@@ -60,7 +60,7 @@ def pack_first_fit_decreasing(lengths: Sequence[int], max_len: int, chunk: int =
     The examples are taken ``chunk`` at a time; inside a chunk the longest go first, each into the first row with
     room. Rows keep their examples in input order and are emitted ordered by their earliest example, so the order
     of the data (e.g. a curriculum) survives at chunk granularity. FFD fills rows to ~97% on EHR-length mixes
-    where sequential greedy packing reaches ~77% (see benchmarks/sft.md).
+    where sequential greedy packing reaches ~77% (see BENCHMARKS.md, SFT section).
 
     >>> pack_first_fit_decreasing([3, 3, 2, 4], max_len=6)
     [[0, 1], [2, 3]]

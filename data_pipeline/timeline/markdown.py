@@ -28,20 +28,57 @@ def _join(parts: list, n: int) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
-def row_fragments(table: str, cols: dict[str, pa.Array], n: int) -> tuple[pa.Array, pa.Array]:
-    """Per row of ``table``: (bullet-list text, markdown table row); empty strings for silent tables."""
+def row_fragments(table: str, cols: dict[str, pa.Array], n: int) -> tuple[list, pa.Array]:
+    """Per row of ``table``: (the display values, for :func:`bullets`; the markdown table row text).
+
+    Silent tables give no values and empty rows. The bullet-list text is not built here: only events of a
+    single row print it, so :func:`bullets` builds it afterwards for those rows alone.
+    """
     if table not in EVENT_DISPLAY:
-        empty = _join([""], n)
-        return empty, empty
+        return [], _join([""], n)
     _, keys = EVENT_DISPLAY[table]
     vals = [pc.fill_null(cols[k], MISSING) if k in cols else "None" for k in keys]
-    bullet: list = []
     row: list = ["| "]
-    for i, (key, v) in enumerate(zip(keys, vals)):
-        bullet += [("" if i == 0 else "\n") + f"- {key.title()}: ", v]
+    for i, v in enumerate(vals):
         row += ([] if i == 0 else [" | "]) + [v]
     row.append(" |")
-    return _join(bullet or [""], n), _join(row, n)
+    return vals, _join(row, n)
+
+
+def bullets(table: str, vals: list, rows: np.ndarray) -> pa.Array:
+    """The bullet-list text (``- Key: value`` lines) of rows ``rows`` of ``table``, from its display values."""
+    if table not in EVENT_DISPLAY or not vals:
+        return _join([""], len(rows))
+    _, keys = EVENT_DISPLAY[table]
+    idx = pa.array(rows)
+    parts: list = []
+    for i, (key, v) in enumerate(zip(keys, vals)):
+        parts += [("" if i == 0 else "\n") + f"- {key.title()}: ", v if isinstance(v, str) else v.take(idx)]
+    return _join(parts or [""], len(rows))
+
+
+def single_row_bullets(tables: list[tuple[str, list, int]], first_rows: np.ndarray, single: np.ndarray,
+                       ttype: pa.DataType) -> pa.Array:
+    """Per event, the bullet text of its first row where ``single`` (one-row events), ``""`` elsewhere.
+
+    ``tables`` lists ``(table, display values, first global row)`` in concatenation order; ``first_rows`` is
+    each event's first row as a global (unsorted) row index.
+    """
+    sel = np.flatnonzero(single)
+    order = np.argsort(first_rows[sel], kind="stable")
+    sel = sel[order]
+    rows = first_rows[sel]
+    bounds = np.append([off for _, _, off in tables[1:]], np.iinfo(np.int64).max)
+    which = np.searchsorted(bounds, rows, side="right")
+    chunks = []
+    for i, (name, vals, off) in enumerate(tables):
+        lo, hi = np.searchsorted(which, [i, i + 1])
+        if hi > lo:
+            chunks.append(bullets(name, vals, rows[lo:hi] - off).cast(ttype))
+    pieces = pa.concat_arrays([*chunks, pa.array([""], ttype)])
+    idx = np.full(len(first_rows), len(pieces) - 1, dtype=np.int64)
+    idx[sel] = np.arange(len(sel))
+    return pieces.take(pa.array(idx))
 
 
 def _heads() -> tuple[dict[str, str], dict[str, str]]:

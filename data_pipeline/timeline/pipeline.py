@@ -2,8 +2,9 @@
 
 1. Source: a MIMIC-IV folder, or a synthetic cohort generated into ``<output_dir>/source`` (skipped if present).
 2. :func:`~data_pipeline.mimic.reader.plan_source` validates every header before any heavy work.
-3. Phase 1: the driver streams each source file (largest first) in chunks of ``spill_mb``; one Ray task per chunk
-   normalises, joins and partitions its rows by patient into buckets (:mod:`~data_pipeline.timeline.partition`).
+3. Phase 1: a file up to 4 x ``spill_mb`` is read, normalised, joined and partitioned by patient into buckets by
+   one Ray task; the driver streams larger files (largest first) in chunks of ``spill_mb``, one Ray task per chunk
+   (:mod:`~data_pipeline.timeline.partition`).
    On a multi-node cluster ``output_dir`` must be on storage every node can read and write.
 4. Phase 2 (Ray Data over bucket ids, a task pool sized to the cluster's CPUs): build each bucket's timelines and
    markdown and write them atomically (:mod:`~data_pipeline.timeline.build`, :mod:`~data_pipeline.timeline.store`).
@@ -43,11 +44,14 @@ def prepare_source(cfg: TimelineConfig) -> SourceLayout:
     return SourceLayout(root)
 
 
+def estimate_bytes(path: Path) -> float:
+    """Rough uncompressed CSV bytes of one source file."""
+    factor = next((f for ext, f in _EXPANSION.items() if path.name.endswith(ext)), 1.0)
+    return path.stat().st_size * factor
+
+
 def estimate_buckets(plan: SourcePlan, target_mb: int) -> int:
-    total = 0.0
-    for sf in plan.tables.values():
-        factor = next((f for ext, f in _EXPANSION.items() if sf.path.name.endswith(ext)), 1.0)
-        total += sf.path.stat().st_size * factor
+    total = sum(estimate_bytes(sf.path) for sf in plan.tables.values())
     return max(1, math.ceil(total / (target_mb * 2**20)))
 
 
@@ -77,9 +81,9 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 def run_phase1(plan: SourcePlan, staging: Path, num_buckets: int, cfg: TimelineConfig) -> None:
-    """Partition every unstaged table: the driver streams each file in chunks, Ray tasks normalise and spill them.
+    """Partition every unstaged table: small ones in one Ray task each, large ones streamed by the driver in chunks.
 
-    At most ``2 x CPUs`` chunks are in flight, so driver and object-store memory stay bounded by
+    At most ``2 x CPUs`` tasks are in flight, so driver and object-store memory stay bounded by
     ``spill_mb`` whatever the table sizes.
     """
     import ray
@@ -87,7 +91,8 @@ def run_phase1(plan: SourcePlan, staging: Path, num_buckets: int, cfg: TimelineC
 
     from data_pipeline.mimic.schema import TABLES
     from data_pipeline.timeline.joins import load_lookups
-    from data_pipeline.timeline.partition import finish_table, iter_chunks, prepare_table_dir, stage_chunk
+    from data_pipeline.timeline.partition import (StageTask, finish_table, iter_chunks, prepare_table_dir,
+                                                  stage_chunk, stage_table)
 
     todo = [rp for rp in staged_tables(plan) if not is_staged(staging, rp)]
     if not todo:
@@ -95,6 +100,11 @@ def run_phase1(plan: SourcePlan, staging: Path, num_buckets: int, cfg: TimelineC
         return
     todo.sort(key=lambda rp: plan.tables[rp].path.stat().st_size, reverse=True)
     remote = ray.remote(num_cpus=1, max_retries=0)(stage_chunk)
+    whole = ray.remote(num_cpus=1, max_retries=0)(stage_table)
+    # Tables up to a few chunks are read by their task itself: no raw chunk goes through the driver and the object
+    # store (serialising them cost the driver about as much CPU as reading). Larger tables are still streamed by
+    # the driver in chunks, so that one huge table (chartevents) is normalised by all CPUs at once.
+    whole_bytes = 4 * (cfg.spill_mb << 20)
     max_inflight = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
     pending: dict = {}
     entries: dict[str, list[dict]] = {rp: [] for rp in todo}
@@ -105,12 +115,15 @@ def run_phase1(plan: SourcePlan, staging: Path, num_buckets: int, cfg: TimelineC
             done, _ = ray.wait(list(pending), num_returns=1)
             rp = pending.pop(done[0])
             try:
-                entries[rp].append(ray.get(done[0]))
+                result = ray.get(done[0])
             except Exception as exc:  # noqa: BLE001 - surface the data error, cancel the rest
                 for ref in pending:
                     ray.cancel(ref, force=True)
                 raise _unwrap(exc) from None
-            bar.update(entries[rp][-1]["rows_read"])
+            bar.update(result["rows_read"])
+            if chunks[rp] == -1:  # a whole-table task: it wrote the index itself
+                continue
+            entries[rp].append(result)
             if chunks[rp] is not None and len(entries[rp]) == chunks[rp]:
                 finish_table(rp, table_dir(staging, rp), plan.tables[rp].path, entries[rp])
             if not block:
@@ -121,6 +134,13 @@ def run_phase1(plan: SourcePlan, staging: Path, num_buckets: int, cfg: TimelineC
         bar.set_postfix_str(f"{len(todo)} tables, {total / 2**20:.0f} MB on disk")
         for rp in todo:
             out = table_dir(staging, rp)
+            if estimate_bytes(plan.tables[rp].path) <= whole_bytes:
+                settle(block=False)
+                task = StageTask(rp, plan.tables[rp], staging, num_buckets, cfg.read_block_mb << 20,
+                                 cfg.spill_mb << 20)
+                pending[whole.remote(task, plan)] = rp
+                chunks[rp] = -1
+                continue
             prepare_table_dir(out)
             lookups = ray.put(load_lookups(plan, TABLES[rp].name))
             columns = [c.lower() for c in TABLES[rp].column_names]
@@ -146,6 +166,12 @@ def _build_buckets(batch: dict, staging_dir: str, output_dir: str, tables: list[
 
 
 def run_phase2(todo: list[int], staging: Path, out: Path, tables: list[str], cfg: TimelineConfig) -> None:
+    """Build every bucket in ``todo`` on Ray Data: one block per bucket through a task pool of ``max_parallel``.
+
+    Ray Data is the platform's sharding layer for patient records (the same pattern later stages use), and gives
+    streaming back-pressure, retries and per-operator progress in the dashboard. Its executor start-up costs a few
+    CPU-seconds, which shows on a tiny cohort on 2 cores and is negligible at MIMIC-IV scale (BENCHMARKS.md).
+    """
     import ray
 
     if not todo:

@@ -52,7 +52,11 @@ def atomic_write_parquet(table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path(path)
     try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=128)  # rows are whole patients
+        # rows are whole patients. The text columns are unique per patient: dictionary encoding (the default)
+        # only tries and falls back, and min/max statistics of long texts are useless; both cost more than
+        # the zstd compression itself.
+        pq.write_table(table, tmp, compression="zstd", row_group_size=128, use_dictionary=False,
+                       write_statistics=["subject_id"])
         os.replace(tmp, path)
     finally:
         if tmp.exists():
