@@ -178,16 +178,10 @@ def plan_source(layout: SourceLayout) -> SourcePlan:
                 warnings.append(f"table {relpath} not found in {layout.module_dir(spec.module)}: its joined fields "
                                 f"print as 'None'")
             continue
-        try:
-            sf = SourceFile(path, read_header(path))
-        except MimicDataError as exc:
-            errors.append(str(exc))
-            continue
-        missing = [c for c in spec.column_names if c.lower() not in sf.columns]
-        for col in missing:
-            errors.append(f"{path}: column {col!r} is missing from the header; the file must have the MIMIC-IV v2.2 "
-                          f"columns ({', '.join(spec.column_names)}) - re-export or re-download the table")
-        if not missing:
+        sf = _checked_source(path, spec.column_names, errors,
+                             f"the file must have the MIMIC-IV v2.2 columns ({', '.join(spec.column_names)}) - "
+                             "re-export or re-download the table")
+        if sf is not None:
             tables[relpath] = sf
     mappings = _plan_mappings(layout, errors, warnings)
     if errors:
@@ -195,6 +189,18 @@ def plan_source(layout: SourceLayout) -> SourcePlan:
     for w in warnings:
         log.warning(w)
     return SourcePlan(layout, tables, mappings, missing_modules, warnings)
+
+
+def _checked_source(path: Path, expected: Iterable[str], errors: list[str], fix: str) -> SourceFile | None:
+    """The file with its header read, or None after appending one error per unreadable file / missing column."""
+    try:
+        sf = SourceFile(path, read_header(path))
+    except MimicDataError as exc:
+        errors.append(str(exc))
+        return None
+    missing = [c for c in expected if c.lower() not in sf.columns]
+    errors.extend(f"{path}: column {col!r} is missing from the header; {fix}" for col in missing)
+    return None if missing else sf
 
 
 def _plan_mappings(layout: SourceLayout, errors: list[str], warnings: list[str]) -> dict[str, SourceFile]:
@@ -206,16 +212,9 @@ def _plan_mappings(layout: SourceLayout, errors: list[str], warnings: list[str])
         if path is None:
             absent.append(spec)
             continue
-        try:
-            sf = SourceFile(path, read_header(path))
-        except MimicDataError as exc:
-            errors.append(str(exc))
-            continue
-        missing = [c for c in spec.columns if c not in sf.columns]
-        for col in missing:
-            errors.append(f"{path}: column {col!r} is missing; a {name} mapping needs columns "
-                          f"{', '.join(spec.columns)} - rebuild the mapping file")
-        if not missing:
+        sf = _checked_source(path, spec.columns, errors,
+                             f"a {name} mapping needs columns {', '.join(spec.columns)} - rebuild the mapping file")
+        if sf is not None:
             out[name] = sf
     if absent:
         tasks = sorted({t for m in absent for t in m.used_by})

@@ -113,14 +113,17 @@ def admission_outcomes(ix: TimelineIndex, k: int) -> tuple[datetime, dict[str, b
                "LengthOfStay_7day": disch - admit > 7 * DAY}
 
 
-def _admission_generator(task: str):
-    def generate(ix: TimelineIndex) -> Iterator[Instance]:
-        for k in ix.indices_of("admissions"):
-            got = admission_outcomes(ix, k)
-            if got is not None:
-                t, outcomes = got
-                yield _rp(ix, task, k, k, forward_end(ix, k, t), t, outcomes[task])
-    return generate
+def _first_day_generator(anchor_table: str, outcomes_of: Callable):
+    """Tasks predicted 24 h after an admission / ICU stay starts: the window is forward from the anchor."""
+    def for_task(task: str):
+        def generate(ix: TimelineIndex) -> Iterator[Instance]:
+            for k in ix.indices_of(anchor_table):
+                got = outcomes_of(ix, k)
+                if got is not None:
+                    t, outcomes = got
+                    yield _rp(ix, task, k, k, forward_end(ix, k, t), t, outcomes[task])
+        return generate
+    return for_task
 
 
 ICU_MORTALITY_DAYS = (1, 2, 3, 7, 14)
@@ -143,16 +146,6 @@ def icu_outcomes(ix: TimelineIndex, k: int) -> tuple[datetime, dict[str, bool]] 
     out.update({"ICU_Stay_7day": outtime - intime >= 7 * DAY, "ICU_Stay_14day": outtime - intime >= 14 * DAY,
                 "ICU_Readmission": readmit})
     return t, out
-
-
-def _icu_generator(task: str):
-    def generate(ix: TimelineIndex) -> Iterator[Instance]:
-        for k in ix.indices_of("icustays"):
-            got = icu_outcomes(ix, k)
-            if got is not None:
-                t, outcomes = got
-                yield _rp(ix, task, k, k, forward_end(ix, k, t), t, outcomes[task])
-    return generate
 
 
 # -------------------------------------------------------------------------------------- discharge note
@@ -184,8 +177,8 @@ def _discharge_generator(task: str):
 
 _WINDOWS: dict[str, tuple[str, Callable, tuple[str, ...]]] = {
     "ed": ("edstays", _ed_generator, ("edstays",)),
-    "admission": ("admissions", _admission_generator, ("admissions", "patients")),
-    "icu": ("icustays", _icu_generator, ("icustays",)),
+    "admission": ("admissions", _first_day_generator("admissions", admission_outcomes), ("admissions", "patients")),
+    "icu": ("icustays", _first_day_generator("icustays", icu_outcomes), ("icustays",)),
     "note": ("discharge", _discharge_generator, ("discharge", "admissions")),
 }
 
