@@ -7,7 +7,7 @@ fresh subprocesses (1) stream every file the timeline build reads with ``pyarrow
 except ``newlines_in_values=True``, which note text needs; rows counted, nothing else) and (2) run
 ``build_timelines`` on a private 2-CPU Ray instance. Reported: source rows/s of each, their ratio, the peak RSS
 of the scanning process and the peak memory of the whole build process tree (driver + raylet + Ray workers, sum
-of PSS sampled every 0.2 s, so shared object-store pages count once). Ray start-up is excluded from the build
+of PSS sampled every 0.5 s, so shared object-store pages count once). Ray start-up is excluded from the build
 time and shown on its own. Also reported: CPU seconds (user + system) of the scan process and of the whole build
 process tree during the build; on a shared machine their ratio is far less sensitive to other jobs than wall time.
 ``target_bucket_mb`` is small so that the number of buckets grows with the cohort and a bucket's size does not.
@@ -28,6 +28,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size of one process in bytes, from ``/proc/<pid>/smaps_rollup``.
+
+    The kernel sums it in one read; ``psutil``'s ``memory_full_info`` parses the whole ``smaps`` (every mapping,
+    thousands for a Ray worker), which at five samples a second cost the measured build about 0.1 CPU.
+    """
+    with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+        for line in f:
+            if line.startswith(b"Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _tree_pss_by_process() -> dict[str, int]:
     import psutil
 
@@ -36,8 +49,8 @@ def _tree_pss_by_process() -> dict[str, int]:
     for p in [me, *me.children(recursive=True)]:
         try:
             name = " ".join(p.cmdline()[:1])[-40:] if not p.name().startswith("ray::") else p.name()
-            out[f"{p.pid} {name}"] = p.memory_full_info().pss
-        except psutil.Error:
+            out[f"{p.pid} {name}"] = _pss(p.pid)
+        except (psutil.Error, OSError):
             pass
     return out
 
@@ -48,20 +61,11 @@ def _tree_rss() -> int:
     PSS splits each shared page (the object store, shared libraries) between the processes that map it, so the
     sum counts every page once -- unlike a sum of RSS, which counts the object store once per worker.
     """
-    import psutil
-
-    me = psutil.Process()
-    total = 0
-    for p in [me, *me.children(recursive=True)]:
-        try:
-            total += p.memory_full_info().pss
-        except psutil.Error:
-            pass
-    return total
+    return sum(_tree_pss_by_process().values())
 
 
 class _Sampler(threading.Thread):
-    def __init__(self, interval: float = 0.2):
+    def __init__(self, interval: float = 0.5):
         super().__init__(daemon=True)
         self.interval, self.peak, self.stop = interval, 0, threading.Event()
 
@@ -82,19 +86,24 @@ def _self_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _tree_cpu() -> float:
-    """User + system CPU seconds used so far by this process and every live descendant (Ray's are long-lived)."""
+def _tree_cpu_by_process() -> dict[str, float]:
+    """User + system CPU seconds used so far by this process and every live descendant, by ``"pid name"``."""
     import psutil
 
     me = psutil.Process()
-    total = 0.0
+    out: dict[str, float] = {}
     for p in [me, *me.children(recursive=True)]:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
+            out[f"{p.pid} {p.name()[:40]}"] = t.user + t.system
         except psutil.Error:
             pass
-    return total
+    return out
+
+
+def _tree_cpu() -> float:
+    """User + system CPU seconds used so far by the process tree (Ray's processes are long-lived)."""
+    return sum(_tree_cpu_by_process().values())
 
 
 def child_scan(root: Path) -> dict:
@@ -136,9 +145,13 @@ def child_build(root: Path, out: Path, markdown: bool, target_mb: int) -> dict:
     sampler = _Sampler()
     sampler.start()
     cfg = TimelineConfig(mimic_root=root, output_dir=out, write_markdown=markdown, target_bucket_mb=target_mb)
-    t0, c0 = time.perf_counter(), _tree_cpu()
+    t0, before = time.perf_counter(), _tree_cpu_by_process()
     result = build_timelines(cfg)
-    seconds, cpu = time.perf_counter() - t0, _tree_cpu() - c0
+    seconds, after = time.perf_counter() - t0, _tree_cpu_by_process()
+    used = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    cpu = sum(used.values())
+    top = sorted(used.items(), key=lambda kv: -kv[1])[:8]
+    print("CPU s by process: " + ", ".join(f"{k}={v:.1f}" for k, v in top), file=sys.stderr)
     sampler.stop.set()
     sampler.join()
     top = sorted(sampler.breakdown.items(), key=lambda kv: -kv[1])[:6]
@@ -152,7 +165,7 @@ def child_build(root: Path, out: Path, markdown: bool, target_mb: int) -> dict:
 def _run_child(args: list[str]) -> dict:
     proc = subprocess.run([sys.executable, __file__, *args], cwd=ROOT, capture_output=True, text=True)
     for line in proc.stderr.splitlines():
-        if "took" in line or "peak memory" in line:
+        if "took" in line or "peak memory" in line or "CPU s by process" in line:
             print("   ", line.split(": ", 1)[-1], file=sys.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"child {args} failed:\n{proc.stderr[-4000:]}")

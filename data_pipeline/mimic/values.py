@@ -71,12 +71,11 @@ def parse_float(arr: pa.Array) -> pa.Array:
     try:
         return pc.cast(pc.utf8_trim_whitespace(arr), pa.float64())
     except pa.ArrowInvalid:
-        for i, v in enumerate(arr.to_pylist()):
-            if v is None:
-                continue
+        for i, v in enumerate(arr.to_pylist()):  # the first value Arrow refuses (error path only)
             try:
-                float(v)
-            except ValueError:
+                if v is not None:
+                    pc.cast(pa.array([v.strip()]), pa.float64())
+            except pa.ArrowInvalid:
                 raise ValueFormatError(i, v, "a number") from None
         raise
 
@@ -223,7 +222,7 @@ def normalise_column(arr: pa.Array | pa.ChunkedArray, dtype: str) -> tuple[pa.Ar
     if dtype == "int":
         return normalise_int(arr), None
     if dtype == "float":
-        return format_float(parse_float(as_string(arr) if pa.types.is_string(arr.type) else arr)), None
+        return format_float(parse_float(arr)), None
     if dtype in ("datetime", "date"):
         text, ts = _checked_datetime(arr, date_only=dtype == "date")
         return (text if dtype == "datetime" else pc.utf8_slice_codeunits(text, 0, 10)), ts

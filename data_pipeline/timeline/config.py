@@ -50,6 +50,8 @@ class TimelineConfig(BaseModel):
     spill_mb: int = Field(64, ge=1, le=8192)
     #: Phase-2 buckets built at once (Ray tasks of 1 CPU each). None: the cluster's CPU count.
     max_parallel: int | None = Field(None, ge=1)
+    #: Buckets one phase-2 task builds, one after the other. None: about three tasks per CPU, at most 16 each.
+    buckets_per_task: int | None = Field(None, ge=1)
     ray: RayConfig = Field(default_factory=RayConfig)
     log_level: str = "INFO"
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from data_pipeline.mimic.schema import EVENT_TABLES
 
@@ -84,11 +85,11 @@ def _pair_ids(sid: np.ndarray, hadm: np.ndarray) -> np.ndarray:
     hmax = int(hadm.max()) + 1
     smax = int(sid.max()) + 1 if len(sid) else 1
     if sid.min() >= 0 and smax < (2**62) // hmax:
-        _, inv = np.unique(sid * hmax + hadm, return_inverse=True)
-    else:
-        pairs = np.empty(len(sid), dtype=[("s", "<i8"), ("h", "<i8")])
-        pairs["s"], pairs["h"] = sid, hadm
-        _, inv = np.unique(pairs, return_inverse=True)
+        # a hash table (first-appearance ids) instead of np.unique's sort: only grouping matters here
+        return pa.array(sid * hmax + hadm).dictionary_encode().indices.to_numpy().astype(np.int64)
+    pairs = np.empty(len(sid), dtype=[("s", "<i8"), ("h", "<i8")])
+    pairs["s"], pairs["h"] = sid, hadm
+    _, inv = np.unique(pairs, return_inverse=True)
     return inv.reshape(-1)
 
 

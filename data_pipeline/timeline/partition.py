@@ -7,7 +7,9 @@ fields (:mod:`data_pipeline.timeline.joins`) and three key columns:
 ``_row`` (the row's 0-based position in its source file, the last tie-break).
 
 The file is read in chunks of about ``spill_bytes``; each chunk is normalised and written as one *spill file* in
-which every bucket present is its own record batch (rows sorted by bucket with a stable sort). Chunks are
+which every bucket present is its own record batch (buckets are ``subject_id`` ranges,
+:mod:`data_pipeline.timeline.buckets`; a chunk of a file in subject order is cut into slices as it is, others are
+stably sorted by bucket first). Chunks are
 independent, so phase 1 runs them as parallel Ray tasks while the driver streams the file. ``_index.json`` lists,
 per spill file, the bucket of each row group; it is written last and atomically, so it also marks the table as
 finished. A re-run skips tables that have an index and clears half-written ones. Memory is bounded by the chunk
@@ -31,6 +33,7 @@ import pyarrow.compute as pc
 from data_pipeline.mimic.reader import MimicDataError, SourceFile, SourcePlan, iter_batches
 from data_pipeline.mimic.schema import TABLES, TableSpec
 from data_pipeline.mimic.values import ValueFormatError, normalise_column
+from data_pipeline.timeline.buckets import Buckets
 from data_pipeline.timeline.joins import Lookup, apply_joins, load_lookups
 from data_pipeline.timeline.store import atomic_write_text, tmp_path
 
@@ -49,7 +52,7 @@ class StageTask:
     relpath: str
     source: SourceFile
     staging_dir: Path
-    num_buckets: int
+    buckets: Buckets
     block_bytes: int
     spill_bytes: int
 
@@ -122,8 +125,9 @@ def iter_chunks(sf: SourceFile, columns: list[str], block_bytes: int, chunk_byte
         yield first, pa.Table.from_batches(batches)
 
 
-def write_spill(table: pa.Table, path: Path, num_buckets: int) -> list[int]:
-    """Write ``table`` sorted by bucket (stable), one record batch per bucket present; return those buckets.
+def write_spill(table: pa.Table, path: Path, buckets: Buckets) -> list[int]:
+    """Write ``table`` grouped by bucket (row order kept within a bucket), one record batch per bucket present;
+    return those buckets.
 
     Spill files are Arrow IPC files: their footer is a small list of batch offsets, so a phase-2 task can
     open hundreds of them and read one bucket's batch each without parsing large parquet footers. They are not
@@ -131,28 +135,26 @@ def write_spill(table: pa.Table, path: Path, num_buckets: int) -> list[int]:
     and writing, and again to decompress in phase 2, for temporary files deleted after the build; the price is
     staging disk space of about the uncompressed source size.
     """
-    # uint16/uint32 buckets: numpy's stable sort is a radix sort for small integer types
-    dtype = np.uint16 if num_buckets <= 2**16 else np.uint32
-    bucket = (table.column("_sid").to_numpy() % num_buckets).astype(dtype)
-    order = np.argsort(bucket, kind="stable")
-    table = table.take(pa.array(order)).combine_chunks()
-    counts = np.bincount(bucket, minlength=num_buckets)
+    bucket = buckets.of(table.column("_sid").to_numpy())
+    if len(bucket) > 1 and bool((bucket[1:] < bucket[:-1]).any()):
+        order = np.argsort(bucket, kind="stable")
+        table, bucket = table.take(pa.array(order)), bucket[order]
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]]) if len(bucket) else np.zeros(0, np.int64)
+    ends = np.append(starts[1:], len(bucket))
     tmp = tmp_path(path)
-    present = []
     options = pa.ipc.IpcWriteOptions(compression=None)  # see the docstring
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=options) as writer:
-        start = 0
-        for b in np.flatnonzero(counts):
-            n = int(counts[b])
-            writer.write_table(table.slice(start, n), max_chunksize=n)
-            present.append(int(b))
-            start += n
+        for start, end in zip(starts, ends):
+            # one record batch per bucket (phase 2 reads batch i of the file); a slice across the chunks of the
+            # normalised batches is concatenated, a contiguous copy far cheaper than a gather
+            part = table.slice(int(start), int(end - start)).combine_chunks()
+            writer.write_table(part, max_chunksize=max(1, part.num_rows))
     tmp.replace(path)
-    return present
+    return [int(bucket[i]) for i in starts]
 
 
 def stage_chunk(relpath: str, out_dir: Path, chunk_no: int, first_row: int, raw: pa.Table,
-                lookups: dict[str, Lookup], num_buckets: int, source: Path) -> dict:
+                lookups: dict[str, Lookup], buckets: Buckets, source: Path) -> dict:
     """Normalise, join and partition one raw chunk into ``spill-<chunk_no>.arrow`` (a Ray task in phase 1)."""
     spec = TABLES[relpath]
     parts = [normalise_batch(spec, batch, first_row + off, lookups, source)
@@ -165,7 +167,7 @@ def stage_chunk(relpath: str, out_dir: Path, chunk_no: int, first_row: int, raw:
     if parts:
         table = pa.concat_tables(parts)
         name = f"spill-{chunk_no:05d}.arrow"
-        entry.update(rows=table.num_rows, file=name, buckets=write_spill(table, out_dir / name, num_buckets))
+        entry.update(rows=table.num_rows, file=name, buckets=write_spill(table, out_dir / name, buckets))
     return entry
 
 
@@ -203,7 +205,7 @@ def stage_table(task: StageTask, plan: SourcePlan) -> dict:
     spec = TABLES[task.relpath]
     lookups = load_lookups(plan, spec.name)
     columns = [c.lower() for c in spec.column_names]
-    entries = [stage_chunk(task.relpath, out, n, first, raw, lookups, task.num_buckets, task.source.path)
+    entries = [stage_chunk(task.relpath, out, n, first, raw, lookups, task.buckets, task.source.path)
                for n, (first, raw) in enumerate(iter_chunks(task.source, columns, task.block_bytes,
                                                             task.spill_bytes))]
     return finish_table(task.relpath, out, task.source.path, entries)

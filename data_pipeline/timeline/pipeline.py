@@ -22,6 +22,7 @@ from pathlib import Path
 
 from data_pipeline.mimic.reader import MimicDataError, SourceLayout, SourcePlan, describe_plan, plan_source
 from data_pipeline.timeline import store
+from data_pipeline.timeline.buckets import Buckets, plan_buckets
 from data_pipeline.timeline.config import TimelineConfig, TimelineResult
 from data_pipeline.timeline.partition import INDEX, is_staged, staged_tables, table_dir
 
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 BUILD_FILE = "_build.json"
 #: Rough expansion of a file's on-disk size to uncompressed CSV bytes, for sizing buckets.
 _EXPANSION = {".gz": 5.0, ".parquet": 4.0}
+#: Runtime environment of the timeline tasks (merged into the job's). Arrow's allocator (mimalloc) hands freed
+#: memory back to the OS after 10 ms, so every chunk and bucket page-faults its large buffers in again; never
+#: purging cut the CPU of both phases by 20-25% (BENCHMARKS.md). A worker then stays at its high-water mark,
+#: which a build reaches with its first large bucket anyway.
+TASK_RUNTIME_ENV = {"env_vars": {"MIMALLOC_PURGE_DELAY": "-1"}}
 
 
 def prepare_source(cfg: TimelineConfig) -> SourceLayout:
@@ -55,9 +61,9 @@ def estimate_buckets(plan: SourcePlan, target_mb: int) -> int:
     return max(1, math.ceil(total / (target_mb * 2**20)))
 
 
-def _guard(out: Path, cfg: TimelineConfig, num_buckets: int) -> None:
-    """Refuse to resume into an output folder built with different settings."""
-    want = {**cfg.fingerprint(), "num_buckets": num_buckets}
+def _guard(out: Path, cfg: TimelineConfig, buckets: Buckets) -> None:
+    """Refuse to resume into an output folder built with different settings (or a changed patient list)."""
+    want = {**cfg.fingerprint(), "num_buckets": buckets.count, "bucket_bounds": buckets.digest()}
     path = out / BUILD_FILE
     if path.is_file():
         have = json.loads(path.read_text())
@@ -80,11 +86,22 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def run_phase1(plan: SourcePlan, staging: Path, num_buckets: int, cfg: TimelineConfig) -> None:
-    """Partition every unstaged table: small ones in one Ray task each, large ones streamed by the driver in chunks.
+def tables_to_stream(sizes: dict[str, float], cpus: int, spill_bytes: int) -> list[str]:
+    """The tables the driver streams in chunks: those one task would still be reading when the rest are done.
 
-    At most ``2 x CPUs`` tasks are in flight, so driver and object-store memory stay bounded by
-    ``spill_mb`` whatever the table sizes.
+    A table is streamed when its (estimated uncompressed) size is above a CPU's share of all the tables and above
+    four chunks; every other table is read by a task of its own (cheaper in total: +25% CPU measured for
+    streaming, whose chunks are read by the driver and pass through the object store).
+    """
+    limit = max(4 * spill_bytes, sum(sizes.values()) / max(1, cpus))
+    return [rp for rp, size in sizes.items() if size > limit]
+
+
+def run_phase1(plan: SourcePlan, staging: Path, buckets: Buckets, cfg: TimelineConfig) -> None:
+    """Partition every unstaged table: most in one Ray task each, the largest streamed by the driver in chunks.
+
+    At most ``2 x CPUs`` chunk tasks are in flight, so driver and object-store memory stay bounded by
+    ``spill_mb`` whatever the table sizes; a whole-table task streams its file itself, in the same bounded chunks.
     """
     import ray
     from tqdm import tqdm
@@ -99,65 +116,72 @@ def run_phase1(plan: SourcePlan, staging: Path, num_buckets: int, cfg: TimelineC
         log.info("phase 1: all %d tables already partitioned", len(staged_tables(plan)))
         return
     todo.sort(key=lambda rp: plan.tables[rp].path.stat().st_size, reverse=True)
-    remote = ray.remote(num_cpus=1, max_retries=0)(stage_chunk)
-    whole = ray.remote(num_cpus=1, max_retries=0)(stage_table)
-    # Tables up to a few chunks are read by their task itself: no raw chunk goes through the driver and the object
-    # store (serialising them cost the driver about as much CPU as reading). Larger tables are still streamed by
-    # the driver in chunks, so that one huge table (chartevents) is normalised by all CPUs at once.
-    whole_bytes = 4 * (cfg.spill_mb << 20)
-    max_inflight = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
-    pending: dict = {}
-    entries: dict[str, list[dict]] = {rp: [] for rp in todo}
-    chunks: dict[str, int | None] = {rp: None for rp in todo}  # None while the driver is still reading
+    remote = ray.remote(num_cpus=1, max_retries=0, runtime_env=TASK_RUNTIME_ENV)(stage_chunk)
+    whole = ray.remote(num_cpus=1, max_retries=0, runtime_env=TASK_RUNTIME_ENV)(stage_table)
+    # A table is read by one task of its own unless that task alone would outlast the whole phase: then the
+    # driver streams it in chunks, one task each, so that all CPUs normalise it at once (tables_to_stream).
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    streamed = tables_to_stream({rp: estimate_bytes(plan.tables[rp].path) for rp in todo}, cpus,
+                                cfg.spill_mb << 20)
+    whole_left = [rp for rp in todo if rp not in streamed]  # largest first
+    max_chunks = 2 * cpus  # bounds the raw chunks held by the object store
+    pending: dict = {}  # ref -> (relpath, chunk task?)
+    entries: dict[str, list[dict]] = {rp: [] for rp in streamed}
+    chunks: dict[str, int | None] = {rp: None for rp in streamed}  # None while the driver is still reading
+    running = {"chunk": 0, "whole": 0}
 
-    def settle(block: bool) -> None:
-        while pending and (block or len(pending) >= max_inflight):
-            done, _ = ray.wait(list(pending), num_returns=1)
-            rp = pending.pop(done[0])
-            try:
-                result = ray.get(done[0])
-            except Exception as exc:  # noqa: BLE001 - surface the data error, cancel the rest
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                raise _unwrap(exc) from None
-            bar.update(result["rows_read"])
-            if chunks[rp] == -1:  # a whole-table task: it wrote the index itself
-                continue
-            entries[rp].append(result)
-            if chunks[rp] is not None and len(entries[rp]) == chunks[rp]:
-                finish_table(rp, table_dir(staging, rp), plan.tables[rp].path, entries[rp])
-            if not block:
-                return
+    def submit_whole(limit: int) -> None:
+        while whole_left and running["whole"] < limit:
+            rp = whole_left.pop(0)
+            task = StageTask(rp, plan.tables[rp], staging, buckets, cfg.read_block_mb << 20, cfg.spill_mb << 20)
+            pending[whole.remote(task, plan)] = (rp, False)
+            running["whole"] += 1
+
+    def collect_one() -> None:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        rp, is_chunk = pending.pop(done[0])
+        running["chunk" if is_chunk else "whole"] -= 1
+        try:
+            result = ray.get(done[0])
+        except Exception as exc:  # noqa: BLE001 - surface the data error, cancel the rest
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise _unwrap(exc) from None
+        bar.update(result["rows_read"])
+        if not is_chunk:  # a whole-table task wrote its table's index itself
+            return
+        entries[rp].append(result)
+        if chunks[rp] is not None and len(entries[rp]) == chunks[rp]:
+            finish_table(rp, table_dir(staging, rp), plan.tables[rp].path, entries[rp])
 
     total = sum(plan.tables[rp].path.stat().st_size for rp in todo)
     with tqdm(desc="phase 1: partition rows", unit="row", unit_scale=True) as bar:
         bar.set_postfix_str(f"{len(todo)} tables, {total / 2**20:.0f} MB on disk")
-        for rp in todo:
+        # While the driver streams, whole-table tasks fill all CPUs but one, which is left for the chunk tasks: the
+        # driver can only read on while its chunks are consumed (Ray queues tasks in submission order).
+        for rp in streamed:
             out = table_dir(staging, rp)
-            if estimate_bytes(plan.tables[rp].path) <= whole_bytes:
-                settle(block=False)
-                task = StageTask(rp, plan.tables[rp], staging, num_buckets, cfg.read_block_mb << 20,
-                                 cfg.spill_mb << 20)
-                pending[whole.remote(task, plan)] = rp
-                chunks[rp] = -1
-                continue
             prepare_table_dir(out)
             lookups = ray.put(load_lookups(plan, TABLES[rp].name))
             columns = [c.lower() for c in TABLES[rp].column_names]
             n = 0
             for first, raw in iter_chunks(plan.tables[rp], columns, cfg.read_block_mb << 20, cfg.spill_mb << 20):
-                settle(block=False)
-                ref = remote.remote(rp, out, n, first, raw, lookups, num_buckets, plan.tables[rp].path)
-                pending[ref] = rp
+                submit_whole(cpus - 1)
+                while running["chunk"] >= max_chunks:
+                    collect_one()
+                pending[remote.remote(rp, out, n, first, raw, lookups, buckets, plan.tables[rp].path)] = (rp, True)
+                running["chunk"] += 1
                 n += 1
             chunks[rp] = n
             if len(entries[rp]) == n:  # empty table, or every chunk already back
                 finish_table(rp, out, plan.tables[rp].path, entries[rp])
-        settle(block=True)
+        submit_whole(len(whole_left))
+        while pending:
+            collect_one()
 
 
 def _build_buckets(batch: dict, staging_dir: str, output_dir: str, tables: list[str], write_markdown: bool) -> dict:
-    """Ray Data UDF: build every bucket of ``batch["bucket"]`` (normally one)."""
+    """Ray Data UDF: build the buckets of ``batch["bucket"]`` one after the other (memory is that of one bucket)."""
     from data_pipeline.timeline.worker import build_one_bucket
 
     stats = [build_one_bucket(int(b), Path(staging_dir), Path(output_dir), tables, write_markdown)
@@ -165,8 +189,20 @@ def _build_buckets(batch: dict, staging_dir: str, output_dir: str, tables: list[
     return {k: [s[k] for s in stats] for k in ("bucket", "patients", "events", "rows")}
 
 
+def buckets_per_task(num_todo: int, parallel: int, configured: int | None) -> int:
+    """Buckets one phase-2 task builds: about three tasks per CPU, at most 16 buckets each.
+
+    Ray Data notices a finished task and starts the next one within 0.1-0.2 s; with buckets of a fraction of a
+    second (small ``target_bucket_mb``) one task per bucket left the CPUs idle for a third of phase 2. Grouping
+    keeps that latency small against the task, while three tasks per CPU keep the tail short.
+    """
+    if configured is not None:
+        return configured
+    return min(16, max(1, math.ceil(num_todo / (3 * parallel))))
+
+
 def run_phase2(todo: list[int], staging: Path, out: Path, tables: list[str], cfg: TimelineConfig) -> None:
-    """Build every bucket in ``todo`` on Ray Data: one block per bucket through a task pool of ``max_parallel``.
+    """Build every bucket in ``todo`` on Ray Data: blocks of a few buckets through a task pool of ``max_parallel``.
 
     Ray Data is the platform's sharding layer for patient records (the same pattern later stages use), and gives
     streaming back-pressure, retries and per-operator progress in the dashboard. Its executor start-up costs a few
@@ -177,16 +213,28 @@ def run_phase2(todo: list[int], staging: Path, out: Path, tables: list[str], cfg
     if not todo:
         return
     parallel = cfg.max_parallel or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    ds = ray.data.from_items([{"bucket": b} for b in todo], override_num_blocks=len(todo))
-    ds = ds.map_batches(_build_buckets, batch_size=1, num_cpus=1,
-                        compute=ray.data.TaskPoolStrategy(size=min(parallel, len(todo))),
-                        fn_kwargs={"staging_dir": str(staging), "output_dir": str(out), "tables": tables,
-                                   "write_markdown": cfg.write_markdown})
+    per_task = buckets_per_task(len(todo), parallel, cfg.buckets_per_task)
+    num_tasks = math.ceil(len(todo) / per_task)
+    ctx = ray.data.DataContext.get_current()
+    # Two back-pressure rules made for multi-stage pipelines with large blocks held this single stage, whose
+    # output is a few hundred bytes of counts per task (the buckets go to parquet), to one task at a time on a
+    # 2-CPU node: the per-operator resource reservation (until the first task finished) and the downstream-
+    # capacity rule (from then on; phase 2 took 1.6x as long). Both are restored afterwards.
+    saved = ctx.op_resource_reservation_enabled, ctx.downstream_capacity_backpressure_ratio
+    ctx.op_resource_reservation_enabled, ctx.downstream_capacity_backpressure_ratio = False, None
     try:
+        # from_items splits the ids into ``num_tasks`` contiguous blocks; each block is one batch, one task
+        ds = ray.data.from_items([{"bucket": b} for b in todo], override_num_blocks=num_tasks)
+        ds = ds.map_batches(_build_buckets, batch_size=None, num_cpus=1, runtime_env=TASK_RUNTIME_ENV,
+                            compute=ray.data.TaskPoolStrategy(size=min(parallel, num_tasks)),
+                            fn_kwargs={"staging_dir": str(staging), "output_dir": str(out), "tables": tables,
+                                       "write_markdown": cfg.write_markdown})
         for row in ds.iter_rows():
             log.debug("bucket %d: %d patients, %d events", row["bucket"], row["patients"], row["events"])
     except Exception as exc:  # noqa: BLE001
         raise _unwrap(exc) from None
+    finally:
+        ctx.op_resource_reservation_enabled, ctx.downstream_capacity_backpressure_ratio = saved
 
 
 def build_timelines(cfg: TimelineConfig) -> TimelineResult:
@@ -200,7 +248,8 @@ def build_timelines(cfg: TimelineConfig) -> TimelineResult:
     plan = plan_source(layout)
     log.info("source %s: %s", layout.root, describe_plan(plan))
     num_buckets = cfg.num_buckets or max(cfg.min_buckets, estimate_buckets(plan, cfg.target_bucket_mb))
-    _guard(out, cfg, num_buckets)
+    buckets = plan_buckets(plan, num_buckets)
+    _guard(out, cfg, buckets)
     staging = out / store.STAGING
     for folder in (out / store.TIMELINES, out / store.MARKDOWN):
         if store.remove_stale_tmp(folder):
@@ -212,7 +261,7 @@ def build_timelines(cfg: TimelineConfig) -> TimelineResult:
     if todo:
         init_ray(cfg.ray.address, cfg.ray.num_cpus)
         t1 = time.time()
-        run_phase1(plan, staging, num_buckets, cfg)
+        run_phase1(plan, staging, buckets, cfg)
         t2 = time.time()
         log.info("phase 1 (partition) took %.1fs", t2 - t1)
         run_phase2(todo, staging, out, tables, cfg)

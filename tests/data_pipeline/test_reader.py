@@ -8,8 +8,11 @@ import logging
 import pytest
 
 from data_pipeline.mimic.reader import MimicDataError, SourceLayout, iter_batches, plan_source, read_header
+from data_pipeline.timeline.buckets import Buckets
 from data_pipeline.timeline.partition import StageTask, stage_table
 from tests.data_pipeline.tiny_mimic import ROWS, build_local, csv_text, write_table, write_tiny_root
+
+TWO_BUCKETS = Buckets((0,))  # every (positive) subject id in bucket 1
 
 
 @pytest.mark.parametrize("fmt", ["csv", "csv.gz", "parquet"])
@@ -69,8 +72,8 @@ def test_malformed_timestamp_names_file_row_column_and_value(tmp_path):
     path = write_table(root, "hosp/labevents", rows)
     plan = plan_source(SourceLayout(root))  # headers are fine: the error comes while streaming
     with pytest.raises(MimicDataError) as err:
-        stage_table(StageTask("hosp/labevents", plan.get("hosp/labevents"), tmp_path / "w", 2, 1 << 20, 1 << 20),
-                    plan)
+        stage_table(StageTask("hosp/labevents", plan.get("hosp/labevents"), tmp_path / "w", TWO_BUCKETS, 1 << 20,
+                              1 << 20), plan)
     msg = str(err.value)
     assert str(path) in msg and "data row 3" in msg and "'charttime'" in msg and "'2180-13-45 10:00:00'" in msg
     assert "YYYY-MM-DD HH:MM:SS" in msg
@@ -86,8 +89,8 @@ def test_truncated_gzip_names_file_and_says_redownload(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     plan = plan_source(SourceLayout(root))
     with pytest.raises(MimicDataError) as err:
-        stage_table(StageTask("hosp/labevents", plan.get("hosp/labevents"), tmp_path / "w", 2, 1 << 16, 1 << 20),
-                    plan)
+        stage_table(StageTask("hosp/labevents", plan.get("hosp/labevents"), tmp_path / "w", TWO_BUCKETS, 1 << 16,
+                              1 << 20), plan)
     msg = str(err.value)
     assert str(path) in msg and "truncated or corrupt" in msg and "re-download" in msg
 
@@ -99,8 +102,8 @@ def test_bad_number_names_file_row_and_column_but_not_the_value(tmp_path):
     path = write_table(root, "hosp/labevents", rows)
     plan = plan_source(SourceLayout(root))
     with pytest.raises(MimicDataError) as err:
-        stage_table(StageTask("hosp/labevents", plan.get("hosp/labevents"), tmp_path / "w", 2, 1 << 20, 1 << 20),
-                    plan)
+        stage_table(StageTask("hosp/labevents", plan.get("hosp/labevents"), tmp_path / "w", TWO_BUCKETS, 1 << 20,
+                              1 << 20), plan)
     msg = str(err.value)
     assert str(path) in msg and "data row 2" in msg and "'valuenum'" in msg and "positive" not in msg
 

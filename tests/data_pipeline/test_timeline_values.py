@@ -24,6 +24,25 @@ def test_normalise_column(raw, dtype, expected):
     assert text.to_pylist() == [expected]
 
 
+@pytest.mark.parametrize("raw", [
+    # kept as is / ".0" appended by the pattern fast path
+    "7.4", "-3.25", "0.5", "0.001", "0.0001", "-0.0001", "100", "-0", "0", "999999999999999", "12345678901234.5",
+    # parsed and re-formatted: trailing/leading zeros, exponents, too many digits, below 1e-4, signs, specials
+    "100.0", "0.1000", "0.0", "007", "+5", ".5", "5.", "1e5", "1E-3", "0.00001", "-0.00001", "9999999999999999",
+    "123456789012345.5", "0.1234567890123456", "1.000000000000001", "nan", "inf", "-inf", " 7 ",
+])
+def test_float_text_matches_python_repr(raw):
+    text, _ = normalise_column(pa.array(["1", None, raw]), "float")
+    assert text.to_pylist() == ["1.0", None, repr(float(raw))]
+
+
+@pytest.mark.parametrize("raw", ["1_000", "1.2.3", "seven"])
+def test_bad_float_reports_its_row_in_the_whole_column(raw):
+    with pytest.raises(ValueFormatError) as err:
+        normalise_column(pa.array(["1.5", "143", None, raw, "2"]), "float")
+    assert err.value.row == 3 and err.value.value == raw
+
+
 @pytest.mark.parametrize("value", [1.5, 143.0, 1e-05, 2.5e-07, 1e16, 1e22, 0.1, 123456789012.0, 98.6, 1 / 3])
 def test_floats_print_like_python(value):
     text, _ = normalise_column(pa.array([value], pa.float64()), "float")

@@ -185,13 +185,15 @@ def build_local(root: Path, work: Path, num_buckets: int = 2) -> dict[int, str]:
 def build_local_full(root: Path, work: Path, num_buckets: int = 2) -> tuple[dict[int, str], dict[int, str]]:
     """Like :func:`build_local`, also returning ``{subject_id: markdown}``."""
     from data_pipeline.mimic.reader import SourceLayout, plan_source
+    from data_pipeline.timeline.buckets import plan_buckets
     from data_pipeline.timeline.build import build_bucket
     from data_pipeline.timeline.partition import StageTask, read_bucket, stage_table, staged_tables
 
     plan = plan_source(SourceLayout(root))
     tables = staged_tables(plan)
+    buckets = plan_buckets(plan, num_buckets)
     for rp in tables:
-        stage_table(StageTask(rp, plan.tables[rp], work, num_buckets, 1 << 20, 1 << 20), plan)
+        stage_table(StageTask(rp, plan.tables[rp], work, buckets, 1 << 20, 1 << 20), plan)
     out: dict[int, str] = {}
     md: dict[int, str] = {}
     for b in range(num_buckets):
