@@ -80,10 +80,11 @@ def parse_float(arr: pa.Array) -> pa.Array:
         raise
 
 
-def append_suffix(arr: pa.Array, suffix: str) -> pa.Array:
-    """``value + suffix`` for every value of a string array (nulls stay null), with numpy on the raw buffers.
+def append_suffix(arr: pa.Array, suffix: str, where: np.ndarray | None = None) -> pa.Array:
+    """``value + suffix`` for every value of a string array (or those ``where`` is true); nulls stay null.
 
-    Arrow's ``binary_join_element_wise`` with a literal is several times slower for this one job.
+    Numpy on the raw buffers: Arrow's ``binary_join_element_wise`` with a literal is several times slower for
+    this one job.
     """
     if arr.offset or not pa.types.is_string(arr.type):
         arr = pa.concat_arrays([arr.cast(pa.string())])
@@ -93,13 +94,16 @@ def append_suffix(arr: pa.Array, suffix: str) -> pa.Array:
     validity, offsets_buf, data_buf = arr.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=np.int32)[: n + 1].astype(np.int64)
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    valid = np.ones(n, dtype=bool) if arr.null_count == 0 else pc.is_valid(arr).to_numpy(zero_copy_only=False)
-    grow = np.concatenate([[0], np.cumsum(np.where(valid, k, 0))])
+    grow_rows = np.ones(n, dtype=bool) if arr.null_count == 0 else pc.is_valid(arr).to_numpy(zero_copy_only=False)
+    if where is not None:
+        grow_rows = grow_rows & where
+    grow = np.concatenate([[0], np.cumsum(np.where(grow_rows, k, 0))])
     new_off = offsets - offsets[0] + grow
     if new_off[-1] >= 2**31:
-        return pc.binary_join_element_wise(arr, suffix, "")
+        joined = pc.binary_join_element_wise(arr, suffix, "")
+        return joined if where is None else pc.if_else(pa.array(grow_rows), joined, arr)
     out = np.empty(int(new_off[-1]), dtype=np.uint8)
-    ends = new_off[1:][valid]
+    ends = new_off[1:][grow_rows]
     pos = (ends[:, None] - k + np.arange(k)).ravel()
     keep = np.ones(len(out), dtype=bool)
     keep[pos] = False
@@ -112,9 +116,9 @@ def append_suffix(arr: pa.Array, suffix: str) -> pa.Array:
 def format_float(values: pa.Array) -> pa.Array:
     """float64 array -> Python ``repr`` strings (``"143.0"``, ``"1e-05"``, ``"nan"`` for NaN), null stays null.
 
-    Integral values print as their integer plus ``.0``; other values in Python's positional range use Arrow's
-    shortest round-trip digits (the same digits Python prints); the rare rest (exponent notation, -0.0, nan,
-    inf) is formatted by Python itself.
+    Arrow's float -> string cast prints the same shortest round-trip digits as Python; it only differs on
+    integral values (``"143"``: ``.0`` is appended) and on where it switches to exponent notation (those, and
+    -0.0, nan and inf, rare in clinical data, are formatted by Python itself).
     """
     x = values.to_numpy(zero_copy_only=False)
     valid = np.ones(len(x), bool) if values.null_count == 0 else pc.is_valid(values).to_numpy(zero_copy_only=False)
@@ -123,20 +127,14 @@ def format_float(values: pa.Array) -> pa.Array:
         finite = np.isfinite(x)
         positional = finite & (ax < 1e16) & ((ax >= 1e-4) | (ax == 0)) & ~((x == 0) & np.signbit(x))
         integral = positional & (np.floor(x) == x)
-    text = append_suffix(pc.cast(pc.cast(values, pa.int64(), safe=False), pa.string()), ".0")
-    fraction = positional & ~integral
-    if fraction.any():
-        sub = pc.cast(values.filter(pa.array(fraction)), pa.string())
-        text = pc.replace_with_mask(text, pa.array(fraction), sub)
-    odd = ~positional & valid
-    if fraction.any():  # Arrow may still pick exponent notation for long positional values
-        odd |= fraction & np.asarray(pc.match_substring(text, "e").to_numpy(zero_copy_only=False), dtype=bool)
+    text = pc.cast(values, pa.string())
+    exponent = pc.fill_null(pc.match_substring(text, "e"), False).to_numpy(zero_copy_only=False)
+    text = append_suffix(text, ".0", where=integral & ~exponent)
+    odd = valid & (~positional | exponent)
     if odd.any():
         idx = np.flatnonzero(odd)
         py = [repr(float(x[i])) for i in idx]
         text = pc.replace_with_mask(text, pa.array(odd), pa.array(py, pa.string()))
-    if values.null_count:
-        text = pc.if_else(pc.is_valid(values), text, pa.scalar(None, pa.string()))
     return text
 
 

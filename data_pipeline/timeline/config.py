@@ -45,8 +45,10 @@ class TimelineConfig(BaseModel):
     #: Keep the phase-1 spill files after a successful build (debugging); they are as large as the source.
     keep_staging: bool = False
     #: CSV read block size, and the raw chunk each phase-1 task normalises into one spill file, in MB. Phase-1
-    #: memory is about (2 x CPUs chunks in flight) x spill_mb x 3.
-    read_block_mb: int = Field(16, ge=1, le=1024)
+    #: memory is about (2 x CPUs chunks in flight) x spill_mb x 3. Small blocks parse with about half the CPU of
+    #: 16 MB ones; a block must hold the longest quoted value (note text), so raise it if the reader says a
+    #: value straddles two blocks.
+    read_block_mb: int = Field(1, ge=1, le=1024)
     spill_mb: int = Field(64, ge=1, le=8192)
     #: Phase-2 buckets built at once (Ray tasks of 1 CPU each). None: the cluster's CPU count.
     max_parallel: int | None = Field(None, ge=1)
