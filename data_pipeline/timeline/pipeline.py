@@ -2,12 +2,14 @@
 
 1. Source: a MIMIC-IV folder, or a synthetic cohort generated into ``<output_dir>/source`` (skipped if present).
 2. :func:`~data_pipeline.mimic.reader.plan_source` validates every header before any heavy work.
-3. Phase 1: a file up to 4 x ``spill_mb`` is read, normalised, joined and partitioned by patient into buckets by
-   one Ray task; the driver streams larger files (largest first) in chunks of ``spill_mb``, one Ray task per chunk
-   (:mod:`~data_pipeline.timeline.partition`).
+3. Phase 1: each file is read, normalised, joined and partitioned by patient (``subject_id`` ranges,
+   :mod:`~data_pipeline.timeline.buckets`) into buckets by one Ray task, except a file so large that its task would
+   outlast all the others: the driver streams that one in chunks of ``spill_mb``, one Ray task per chunk
+   (:func:`tables_to_stream`, :mod:`~data_pipeline.timeline.partition`).
    On a multi-node cluster ``output_dir`` must be on storage every node can read and write.
-4. Phase 2 (Ray Data over bucket ids, a task pool sized to the cluster's CPUs): build each bucket's timelines and
-   markdown and write them atomically (:mod:`~data_pipeline.timeline.build`, :mod:`~data_pipeline.timeline.store`).
+4. Phase 2 (Ray Data over bucket ids, a task pool sized to the cluster's CPUs, a few buckets per task): build each
+   bucket's timelines and markdown and write them atomically (:mod:`~data_pipeline.timeline.build`,
+   :mod:`~data_pipeline.timeline.store`).
 5. ``manifest.json`` is written last. A re-run skips staged tables and finished buckets.
 """
 

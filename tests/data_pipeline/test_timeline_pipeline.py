@@ -11,7 +11,7 @@ import pytest
 from data_pipeline.timeline import store
 from data_pipeline.timeline.config import TimelineConfig
 from data_pipeline.timeline.partition import INDEX, table_dir
-from tests.data_pipeline.tiny_mimic import P1, P2, write_tiny_root
+from tests.data_pipeline.tiny_mimic import P1, P2, ROWS, write_table, write_tiny_root
 
 pytestmark = pytest.mark.slow
 
@@ -96,3 +96,53 @@ def test_changed_settings_refuse_to_resume(ray_session, tmp_path):
     with pytest.raises(MimicDataError, match="different settings .*num_buckets.*new output_dir"):
         build_timelines(TimelineConfig(mimic_root=root, output_dir=tmp_path / "out", num_buckets=3))
     assert os.path.isdir(tmp_path / "out" / store.TIMELINES)
+
+
+def test_changed_patient_list_refuses_to_resume(ray_session, tmp_path):
+    """Buckets are subject ranges taken from ``patients``: a resumed build must not mix two bucketings."""
+    from data_pipeline.mimic.reader import MimicDataError
+    from data_pipeline.timeline.pipeline import build_timelines
+
+    root = write_tiny_root(tmp_path / "src")
+    build_timelines(TimelineConfig(mimic_root=root, output_dir=tmp_path / "out", num_buckets=2))
+    rows = [dict(r) for r in ROWS["hosp/patients"]]
+    rows.insert(0, {**rows[0], "subject_id": "1"})  # moves the split point between the two buckets
+    write_table(root, "hosp/patients", rows)
+    with pytest.raises(MimicDataError, match="different settings .*bucket_bounds.*new output_dir"):
+        build_timelines(TimelineConfig(mimic_root=root, output_dir=tmp_path / "out", num_buckets=2))
+
+
+def test_phase2_leaves_the_ray_data_context_as_it_found_it(ray_session, tmp_path):
+    import ray.data
+
+    from data_pipeline.timeline.pipeline import build_timelines
+
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.op_resource_reservation_enabled, ctx.downstream_capacity_backpressure_ratio
+    build_timelines(TimelineConfig(mimic_root=write_tiny_root(tmp_path / "src"), output_dir=tmp_path / "out",
+                                   num_buckets=2))
+    assert (ctx.op_resource_reservation_enabled, ctx.downstream_capacity_backpressure_ratio) == before
+
+
+def test_streamed_tables_give_the_same_timelines(ray_session, tmp_path, monkeypatch):
+    """The driver-streamed path (for a table that would outlast the phase) stages exactly what a table task does."""
+    from data_pipeline.timeline import pipeline
+
+    root = write_tiny_root(tmp_path / "src")
+    whole = pipeline.build_timelines(TimelineConfig(mimic_root=root, output_dir=tmp_path / "whole", num_buckets=2))
+    streamed: list[str] = []
+
+    def stream_the_event_tables(sizes, cpus, spill_bytes):
+        streamed.extend(rp for rp in sizes if rp in ("hosp/labevents", "icu/chartevents", "note/radiology"))
+        return list(streamed)
+
+    monkeypatch.setattr(pipeline, "tables_to_stream", stream_the_event_tables)
+    chunked = pipeline.build_timelines(TimelineConfig(mimic_root=root, output_dir=tmp_path / "chunked",
+                                                      num_buckets=2))
+    assert sorted(streamed) == ["hosp/labevents", "icu/chartevents", "note/radiology"]
+    assert chunked.source_rows == whole.source_rows
+    for kind in (store.TIMELINES, store.MARKDOWN):
+        parts = sorted((tmp_path / "whole" / kind).glob("part-*.parquet"))
+        assert len(parts) == 2
+        for part in parts:
+            assert pq.read_table(part).equals(pq.read_table(tmp_path / "chunked" / kind / part.name)), part
