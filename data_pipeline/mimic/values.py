@@ -9,12 +9,13 @@ Every timeline value is a string (the reference casts every pandas cell with ``s
 * ``date`` columns -> ``YYYY-MM-DD``; ``str`` columns unchanged.
 
 Pure functions over pyarrow arrays (no per-row Python except for the rare floats that Python prints in scientific
-notation). Bad numbers or timestamps raise :class:`ValueFormatError` carrying the offending row index and value;
+notation; float text is canonicalised by a small numba kernel). Bad numbers or timestamps raise :class:`ValueFormatError` carrying the offending row index and value;
 the reader turns that into a message naming the file.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -111,6 +112,113 @@ def append_suffix(arr: pa.Array, suffix: str, where: np.ndarray | None = None) -
     out[pos] = np.tile(extra, len(ends))
     return pa.StringArray.from_buffers(n, pa.py_buffer(new_off.astype(np.int32)), pa.py_buffer(out), validity,
                                        arr.null_count)
+
+
+@numba.njit(cache=True, nogil=True)
+def _decimal_text(offsets, data, valid, out_offsets, out, fallback):
+    """Python's ``repr(float(text))`` of plain decimals, written straight from the text; ``fallback[r]`` marks
+    the values left to the slow path (exponents, specials, over 15 digits, below 1e-4, anything else).
+
+    A decimal of at most 15 significant digits is the shortest text of the double nearest to it (15 digits
+    always survive a round trip through a double, so no shorter text can reach the same double), and Python
+    prints it positionally when 1e-4 <= |x| < 1e16: the repr is the sign, the integer digits without leading
+    zeros (or "0"), ".", and the fraction digits without trailing zeros (or "0").
+    """
+    p = 0
+    for r in range(len(offsets) - 1):
+        out_offsets[r] = p
+        if not valid[r]:
+            continue
+        i, j = offsets[r], offsets[r + 1]
+        while i < j and (data[i] == 32 or 9 <= data[i] <= 13):
+            i += 1
+        while j > i and (data[j - 1] == 32 or 9 <= data[j - 1] <= 13):
+            j -= 1
+        negative = False
+        if i < j and (data[i] == 43 or data[i] == 45):  # + -
+            negative = data[i] == 45
+            i += 1
+        int_start = i
+        while i < j and 48 <= data[i] <= 57:
+            i += 1
+        int_end = i
+        frac_start = frac_end = i
+        if i < j and data[i] == 46:  # .
+            i += 1
+            frac_start = i
+            while i < j and 48 <= data[i] <= 57:
+                i += 1
+            frac_end = i
+        if i != j or (int_end == int_start and frac_end == frac_start):
+            fallback[r] = True
+            continue
+        while int_start < int_end and data[int_start] == 48:
+            int_start += 1
+        while frac_end > frac_start and data[frac_end - 1] == 48:
+            frac_end -= 1
+        if int_end > int_start:
+            ok = (int_end - int_start) + (frac_end - frac_start) <= 15
+        else:
+            lead = frac_start
+            while lead < frac_end and data[lead] == 48:
+                lead += 1
+            ok = frac_end == frac_start or (lead - frac_start <= 3 and frac_end - lead <= 15)
+        if not ok:
+            fallback[r] = True
+            continue
+        if negative:
+            out[p] = 45
+            p += 1
+        p = _digits_or_zero(out, p, data, int_start, int_end)
+        out[p] = 46
+        p += 1
+        p = _digits_or_zero(out, p, data, frac_start, frac_end)
+    out_offsets[len(offsets) - 1] = p
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _digits_or_zero(out, p, data, start, end):
+    """Copy ``data[start:end]`` to ``out[p:]`` ("0" when empty); return the new end."""
+    if end == start:
+        out[p] = 48
+        return p + 1
+    for k in range(start, end):
+        out[p] = data[k]
+        p += 1
+    return p
+
+
+def float_text(arr: pa.Array) -> pa.Array:
+    """Float values given as text -> Python ``repr`` text (nulls kept); raises :class:`ValueFormatError` at the
+    first value that is not a number.
+
+    Plain decimals (nearly every MIMIC-IV value) are rewritten by :func:`_decimal_text` in one pass over the
+    bytes; the rest are parsed and formatted by :func:`format_float`.
+    """
+    arr = as_string(arr)
+    if arr.offset:
+        arr = pa.concat_arrays([arr])  # offset 0, so the validity bitmap can be reused as it is
+    n = len(arr)
+    validity, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[: n + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    valid = np.ones(n, bool) if arr.null_count == 0 else pc.is_valid(arr).to_numpy(zero_copy_only=False)
+    size = int(offsets[-1] - offsets[0]) + 2 * n  # a value grows by two bytes at most ("5" -> "5.0")
+    if size >= 2**31:
+        return format_float(parse_float(arr))
+    out_offsets_buf, out_buf = pa.allocate_buffer(4 * (n + 1)), pa.allocate_buffer(max(size, 1))
+    out_offsets = np.frombuffer(out_offsets_buf, dtype=np.int32)
+    fallback = np.zeros(n, dtype=bool)
+    _decimal_text(offsets, data, valid, out_offsets, np.frombuffer(out_buf, dtype=np.uint8), fallback)
+    text = pa.StringArray.from_buffers(n, out_offsets_buf, out_buf, validity, arr.null_count)
+    if not fallback.any():
+        return text
+    rows = np.flatnonzero(fallback)
+    try:
+        slow = format_float(parse_float(arr.take(pa.array(rows))))
+    except ValueFormatError as exc:
+        raise ValueFormatError(int(rows[exc.row]), exc.value, exc.expected) from None
+    return pc.replace_with_mask(text, pa.array(fallback), slow)
 
 
 def format_float(values: pa.Array) -> pa.Array:
@@ -220,6 +328,8 @@ def normalise_column(arr: pa.Array | pa.ChunkedArray, dtype: str) -> tuple[pa.Ar
     if dtype == "int":
         return normalise_int(arr), None
     if dtype == "float":
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            return float_text(arr), None
         return format_float(parse_float(arr)), None
     if dtype in ("datetime", "date"):
         text, ts = _checked_datetime(arr, date_only=dtype == "date")

@@ -27,9 +27,11 @@ import pyarrow.compute as pc
 from data_pipeline.events import MISSING, TIME_FORMAT, UNMAPPED
 from data_pipeline.mimic.schema import EVENT_TABLES
 from data_pipeline.mimic.values import parse_datetime
-from data_pipeline.timeline.encode import encode_rows, encode_timelines, text_type
+from data_pipeline.render import EVENT_DISPLAY
+from data_pipeline.timeline.assemble import TextBuilder
+from data_pipeline.timeline.encode import encode_timelines, header_templates, item_templates
 from data_pipeline.timeline.joins import display_fields
-from data_pipeline.timeline.markdown import render_bucket, row_fragments, single_row_bullets
+from data_pipeline.timeline.markdown import event_templates, render_bucket
 from data_pipeline.timeline.order import (TABLE_RANK, TIE_BREAK_ORDER, Rows, event_runs, order_rows, row_kind,
                                           KIND_DIAGNOSES)
 
@@ -147,11 +149,9 @@ def build_bucket(tables: dict[str, pa.Table], with_markdown: bool = False) -> Bu
     ed_times(tables)
     admission_info(tables)
     exam_names(tables)
-    row_json: list[pa.Array] = []
+    names: list[str] = []
+    columns: list[dict[str, pa.Array]] = []
     times: list[pa.Array] = []
-    md_vals: list[tuple[str, list, int]] = []  # (table, display values, first global row)
-    n_total = 0
-    md_rows: list[pa.Array] = []
     keys: dict[str, list[np.ndarray]] = {k: [] for k in ("sid", "time", "has_time", "rank", "kind", "row", "hadm")}
     for name in TIE_BREAK_ORDER:
         t = tables.pop(name, None)
@@ -161,13 +161,9 @@ def build_bucket(tables: dict[str, pa.Table], with_markdown: bool = False) -> Bu
         n = t.num_rows
         cols = {c.lower(): t.column(c.lower()).combine_chunks() for c in spec.column_names}
         cols.update({f: t.column(f).combine_chunks() for f in display_fields(name)})
-        row_json.append(encode_rows(cols, _escapable(name)))
+        names.append(name)
+        columns.append(cols)
         times.append(time_text(name, t))
-        if with_markdown:
-            vals, md_row = row_fragments(name, cols, n)
-            md_vals.append((name, vals, n_total))
-            md_rows.append(md_row)
-        n_total += n
         tcol = t.column("_t").combine_chunks()
         keys["sid"].append(t.column("_sid").to_numpy())
         keys["has_time"].append(pc.is_valid(tcol).to_numpy(zero_copy_only=False))
@@ -179,9 +175,9 @@ def build_bucket(tables: dict[str, pa.Table], with_markdown: bool = False) -> Bu
             keys["hadm"].append(pc.fill_null(pc.cast(cols["hadm_id"], pa.int64()), -1).to_numpy())
         else:
             keys["hadm"].append(np.full(n, -1, dtype=np.int64))
-        del cols, t
+        del t
     tables.clear()
-    if not row_json:
+    if not names:
         empty_md = MARKDOWN_SCHEMA.empty_table() if with_markdown else None
         return BucketOutput(OUTPUT_SCHEMA.empty_table(), empty_md, BucketStats())
     rows = Rows(**{k: np.concatenate(v) for k, v in keys.items()})
@@ -189,28 +185,32 @@ def build_bucket(tables: dict[str, pa.Table], with_markdown: bool = False) -> Bu
     sid, rank = rows.sid[perm], rows.rank[perm]
     untimed = rows.kind[perm] >= KIND_DIAGNOSES
     runs = event_runs(sid, rank, rows.time[perm], rows.has_time[perm], rows.hadm[perm], untimed)
-    perm_arr = pa.array(perm)
-    event_rank = rank[runs.starts]
-    file_name = pc.take(pa.array(TIE_BREAK_ORDER, pa.string()), pa.array(event_rank))
+    # rows are numbered in concatenation order: table t holds rows base[t]:base[t + 1]
+    sizes = np.array([len(next(iter(c.values()))) for c in columns], dtype=np.int64)
+    base = np.concatenate([[0], np.cumsum(sizes)])
+    table_of_row = np.repeat(np.arange(len(names)), sizes)
+    local_row = np.arange(len(perm), dtype=np.int64) - base[table_of_row]
+    event_table = table_of_row[perm[runs.starts]]
     all_times = pa.chunked_array(times, pa.string()).combine_chunks()
     start = pc.if_else(pa.array(runs.has_start), all_times.take(pa.array(perm[runs.starts])),
                        pa.scalar(None, pa.string()))
     end = all_times.take(pa.array(perm[np.maximum(runs.end_row, 0)], mask=runs.end_row < 0))
     hadm = pc.cast(pa.array(runs.hadm, mask=runs.hadm < 0), pa.string())
-    patients = encode_timelines(file_name, start, end, hadm, row_json, perm, runs.starts, runs.patient_starts)
-    del row_json
+    tb = TextBuilder()
+    per_event = [tb.column(a) for a in (start, end, hadm)]
+    headers = np.array([header_templates(tb, name, *per_event) for name in names], dtype=np.int64)
+    items = np.array([item_templates(tb, cols, _escapable(name)) for name, cols in zip(names, columns)],
+                     dtype=np.int64)
+    patients = encode_timelines(tb, headers, items, table_of_row, local_row, event_table, perm, runs.starts,
+                                runs.patient_starts)
     subject = pa.array(sid[runs.starts[runs.patient_starts]], pa.int64())
     out = pa.table({"subject_id": subject, "events": _to_string(patients)})
     del patients
     markdown = None
     if with_markdown:
-        mt = text_type(md_rows)
-        n_items = np.diff(np.append(runs.starts, len(perm)))
-        bullets_first = single_row_bullets(md_vals, perm[runs.starts], n_items == 1, mt)
-        rows_sorted = pa.chunked_array([a.cast(mt) for a in md_rows], mt).combine_chunks().take(perm_arr)
-        del md_vals, md_rows
-        text = render_bucket(list(TIE_BREAK_ORDER), event_rank, start, runs.starts, bullets_first, rows_sorted,
-                             runs.patient_starts)
+        md = np.array([event_templates(tb, name, cols, per_event[0]) if name in EVENT_DISPLAY else [-1] * 6
+                       for name, cols in zip(names, columns)], dtype=np.int64)
+        text = render_bucket(tb, md, names, event_table, local_row, perm, runs.starts, runs.patient_starts)
         markdown = pa.table({"subject_id": subject, "markdown": _to_string(text)})
     return BucketOutput(out, markdown, BucketStats(patients=len(subject), events=len(runs.starts), rows=len(perm)))
 

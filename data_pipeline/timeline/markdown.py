@@ -1,119 +1,88 @@
-"""Vectorised markdown for whole buckets: the text of ``data_pipeline.render.render_timeline``, built with pyarrow.
+"""Markdown for whole buckets: the text of ``data_pipeline.render.render_timeline``, written by
+:class:`~data_pipeline.timeline.assemble.TextBuilder` from the same sorted columns as the timeline JSON.
 
 Rendering one patient at a time in Python (``json.loads`` + one f-string per item) costs more than the rest of
-the timeline build together, so phase 2 renders from the same sorted columns it encodes as JSON. The layout
-(display names, info keys, ``str.title()`` keys, bullet list for one item and table otherwise, ``[None]`` for
-patients, silent ``hcpcsevents``/``drgcodes`` dropped, events joined by ``"\\n\\n"``) comes from
-:mod:`data_pipeline.render`, and ``tests/data_pipeline/test_timeline_markdown.py`` checks the output equals
-``render_timeline`` patient by patient.
+the timeline build together. The layout (display names, info keys, ``str.title()`` keys, bullet list for one item
+and table otherwise, ``[None]`` for patients, silent ``hcpcsevents``/``drgcodes`` dropped, events joined by
+``"\\n\\n"``) comes from :mod:`data_pipeline.render`, and ``tests/data_pipeline/test_timeline_markdown.py`` checks
+the output equals ``render_timeline`` patient by patient.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from data_pipeline.events import MISSING
 from data_pipeline.render import EVENT_DISPLAY, EVENT_SEPARATOR, SILENT_FILE_NAMES
-from data_pipeline.timeline.encode import concat, join_lists
+from data_pipeline.timeline.assemble import TextBuilder
 
 _RULE = "------"
 
 
-def _join(parts: list, n: int) -> pa.Array:
-    """Concatenate string arrays/literals element-wise into an array of length ``n``."""
-    if not any(isinstance(p, (pa.Array, pa.ChunkedArray)) for p in parts):
-        return pc.fill_null(pa.nulls(n, pa.string()), "".join(parts))
-    return pc.binary_join_element_wise(*parts, "")
+def _table_head(keys: tuple[str, ...]) -> str:
+    titled = [k.title() for k in keys]
+    return "| " + " | ".join(titled) + " |\n| " + " | ".join([_RULE] * len(keys)) + " |"
 
 
-def row_fragments(table: str, cols: dict[str, pa.Array], n: int) -> tuple[list, pa.Array]:
-    """Per row of ``table``: (the display values, for :func:`bullets`; the markdown table row text).
+def event_templates(tb: TextBuilder, table: str, columns: dict[str, pa.Array], when: int) -> np.ndarray:
+    """The markdown templates of one (displayed) table, indexed ``[kind]``:
 
-    Silent tables give no values and empty rows. The bullet-list text is not built here: only events of a
-    single row print it, so :func:`bullets` builds it afterwards for those rows alone.
+    0/1: heading of a one-item event (first of the patient / after ``"\\n\\n"``), 2/3: the same for a table event
+    (heading + table head), 4: an item as bullet lines, 5: an item as a table row (after ``"\\n"``).
+    ``when`` is the per-event start-time column (null -> ``None``; ``patients`` always print ``None``). The item
+    values are ``columns`` (null -> ``nan``); a display key the table lacks prints ``None``.
     """
-    if table not in EVENT_DISPLAY:
-        return [], _join([""], n)
-    _, keys = EVENT_DISPLAY[table]
-    vals = [pc.fill_null(cols[k], MISSING) if k in cols else "None" for k in keys]
-    row: list = ["| "]
-    for i, v in enumerate(vals):
-        row += ([] if i == 0 else [" | "]) + [v]
-    row.append(" |")
-    return vals, _join(row, n)
+    display, keys = EVENT_DISPLAY[table]
+    time = ["None"] if table == "patients" else [when]
+    heading = [f"## {display} [", *time, "]\n"]
+    values = [tb.column(columns[k]) if k in columns else "None" for k in keys]
+    bullets: list = []
+    row: list = ["\n| "]
+    for i, (key, value) in enumerate(zip(keys, values)):
+        bullets += [("" if i == 0 else "\n") + f"- {key.title()}: ", value]
+        row += ([] if i == 0 else [" | "]) + [value]
+    head = _table_head(keys)
+    return np.array([tb.template(*heading, null="None"), tb.template(EVENT_SEPARATOR, *heading, null="None"),
+                     tb.template(*heading, head, null="None"),
+                     tb.template(EVENT_SEPARATOR, *heading, head, null="None"),
+                     tb.template(*bullets), tb.template(*row, " |")], dtype=np.int64)
 
 
-def bullets(table: str, vals: list, rows: np.ndarray) -> pa.Array:
-    """The bullet-list text (``- Key: value`` lines) of rows ``rows`` of ``table``, from its display values."""
-    if table not in EVENT_DISPLAY or not vals:
-        return _join([""], len(rows))
-    _, keys = EVENT_DISPLAY[table]
-    idx = pa.array(rows)
-    parts: list = []
-    for i, (key, v) in enumerate(zip(keys, vals)):
-        parts += [("" if i == 0 else "\n") + f"- {key.title()}: ", v if isinstance(v, str) else v.take(idx)]
-    return _join(parts or [""], len(rows))
-
-
-def single_row_bullets(tables: list[tuple[str, list, int]], first_rows: np.ndarray, single: np.ndarray,
-                       ttype: pa.DataType) -> pa.Array:
-    """Per event, the bullet text of its first row where ``single`` (one-row events), ``""`` elsewhere.
-
-    ``tables`` lists ``(table, display values, first global row)`` in concatenation order; ``first_rows`` is
-    each event's first row as a global (unsorted) row index.
-    """
-    sel = np.flatnonzero(single)
-    order = np.argsort(first_rows[sel], kind="stable")
-    sel = sel[order]
-    rows = first_rows[sel]
-    bounds = np.append([off for _, _, off in tables[1:]], np.iinfo(np.int64).max)
-    which = np.searchsorted(bounds, rows, side="right")
-    chunks = []
-    for i, (name, vals, off) in enumerate(tables):
-        lo, hi = np.searchsorted(which, [i, i + 1])
-        if hi > lo:
-            chunks.append(bullets(name, vals, rows[lo:hi] - off).cast(ttype))
-    pieces = pa.concat_arrays([*chunks, pa.array([""], ttype)])
-    idx = np.full(len(first_rows), len(pieces) - 1, dtype=np.int64)
-    idx[sel] = np.arange(len(sel))
-    return pieces.take(pa.array(idx))
-
-
-def _heads() -> tuple[dict[str, str], dict[str, str]]:
-    heading, table_head = {}, {}
-    for name, (display, keys) in EVENT_DISPLAY.items():
-        titled = [k.title() for k in keys]
-        heading[name] = f"## {display} ["
-        table_head[name] = ("| " + " | ".join(titled) + " |\n| " + " | ".join([_RULE] * len(keys)) + " |")
-    return heading, table_head
-
-
-_HEADING, _TABLE_HEAD = _heads()
-
-
-def render_bucket(names: list[str], event_table: np.ndarray, start: pa.Array, starts: np.ndarray,
-                  bullets_first: pa.Array, rows_sorted: pa.Array, patient_starts: np.ndarray) -> pa.Array:
+def render_bucket(tb: TextBuilder, md: np.ndarray, event_names: list[str], event_table: np.ndarray,
+                  local_row: np.ndarray, perm: np.ndarray, starts: np.ndarray, patient_starts: np.ndarray
+                  ) -> pa.Array:
     """One markdown text per patient.
 
-    ``names[event_table[i]]`` is event i's table; ``start`` its start time text (null -> ``None``);
-    ``starts`` its first row in ``rows_sorted`` (table rows in timeline order); ``bullets_first`` the bullet text
-    of each event's first row; ``patient_starts`` each patient's first event.
+    ``md[t]`` are the :func:`event_templates` of table ``t`` (any values for silent tables), ``event_names[t]`` its
+    name; the other arguments are those of :func:`~data_pipeline.timeline.encode.encode_timelines`. Pieces per
+    kept event of k items: its heading, then one bullet item (k = 1) or k table rows.
     """
-    n_events = len(starts)
-    tt = rows_sorted.type
-    n_items = np.diff(np.append(starts, len(rows_sorted)))
-    heading = pc.take(pa.array([_HEADING.get(t, "") for t in names], tt), pa.array(event_table))
-    head = pc.take(pa.array([_TABLE_HEAD.get(t, "") for t in names], tt), pa.array(event_table))
-    is_patient = np.array([t == "patients" for t in names])[event_table]
-    when = pc.if_else(pa.array(is_patient), pa.scalar("None", tt), pc.fill_null(start.cast(tt), "None"))
-    table_body = concat([head, "\n", join_lists(rows_sorted, np.append(starts, len(rows_sorted)), "\n")], tt)
-    body = pc.if_else(pa.array(n_items == 1), bullets_first.cast(tt), table_body)
-    text = concat([heading, when, "]\n", body], tt)
-    silent = np.array([t in SILENT_FILE_NAMES for t in names])[event_table]
-    patient_of_event = np.repeat(np.arange(len(patient_starts)),
-                                 np.diff(np.append(patient_starts, n_events)))
-    kept = np.bincount(patient_of_event[~silent], minlength=len(patient_starts))
-    offsets = np.concatenate([[0], np.cumsum(kept)])
-    return join_lists(text.filter(pa.array(~silent)), offsets, EVENT_SEPARATOR)
+    n_rows, n_events = len(perm), len(starts)
+    n_items = np.diff(np.append(starts, n_rows))
+    patient_of_event = np.repeat(np.arange(len(patient_starts)), np.diff(np.append(patient_starts, n_events)))
+    silent = np.array([name in SILENT_FILE_NAMES for name in event_names], dtype=bool)
+    kept = np.flatnonzero(~silent[event_table])
+    patient = patient_of_event[kept]
+    first = np.ones(len(kept), dtype=bool)
+    first[1:] = patient[1:] != patient[:-1]
+    single = n_items[kept] == 1
+    size = 1 + n_items[kept]
+    head = np.zeros(len(kept), dtype=np.int64)
+    np.cumsum(size[:-1], out=head[1:])
+    n_pieces = int(size.sum())
+    templates = np.empty(n_pieces, dtype=np.int64)
+    rows = np.empty(n_pieces, dtype=np.int64)
+    table = event_table[kept]
+    templates[head] = md[table, np.where(single, 0, 2) + np.where(first, 0, 1)]
+    rows[head] = kept
+    # every row of a kept event, in timeline order: its piece follows its event's heading
+    per_event = n_items[kept]
+    event_of_row = np.repeat(np.arange(len(kept)), per_event)
+    first_of_event = np.zeros(len(kept), dtype=np.int64)
+    np.cumsum(per_event[:-1], out=first_of_event[1:])
+    rank = np.arange(int(per_event.sum())) - first_of_event[event_of_row]
+    at = head[event_of_row] + 1 + rank
+    templates[at] = md[table[event_of_row], np.where(single[event_of_row], 4, 5)]
+    rows[at] = local_row[perm[starts[kept][event_of_row] + rank]]
+    counts = np.bincount(patient, weights=size, minlength=len(patient_starts)).astype(np.int64)
+    return tb.build(templates, rows, np.concatenate([[0], np.cumsum(counts)]))

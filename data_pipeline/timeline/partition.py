@@ -22,7 +22,9 @@ import functools
 import json
 import logging
 import shutil
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,8 @@ from data_pipeline.timeline.store import atomic_write_text, tmp_path
 log = logging.getLogger(__name__)
 
 INDEX = "_index.json"
+#: Written into the staging folder by the driver when phase 1 fails, so that phase-2 tasks waiting for it stop.
+FAILED = "_phase1_failed"
 KEY_COLUMNS = ("_sid", "_t", "_row")
 #: Detail tables that are partitioned (only the rows the timeline joins are kept).
 DETAIL_FILTERS = {"note/radiology_detail": ("field_name", "exam_name")}
@@ -197,10 +201,48 @@ def stage_table(task: StageTask, plan: SourcePlan) -> dict:
     spec = TABLES[task.relpath]
     lookups = load_lookups(plan, spec.name)
     columns = [c.lower() for c in spec.column_names]
-    entries = [stage_chunk(task.relpath, out, n, first, raw, lookups, task.buckets, task.source.path)
-               for n, (first, raw) in enumerate(iter_chunks(task.source, columns, task.block_bytes,
-                                                            task.spill_bytes))]
+    # Chunk n is normalised and written on a second thread while this one reads chunk n + 1 (Arrow and the
+    # CSV parser release the GIL): the largest table's task is what phase 1 waits for last, and this lets it use
+    # the CPU the other tasks have finished with. One chunk in flight keeps memory at two chunks.
+    entries: list[dict] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as pool:
+        in_flight = None
+        for n, (first, raw) in enumerate(iter_chunks(task.source, columns, task.block_bytes, task.spill_bytes)):
+            if in_flight is not None:
+                entries.append(in_flight.result())
+            in_flight = pool.submit(stage_chunk, task.relpath, out, n, first, raw, lookups, task.buckets,
+                                    task.source.path)
+            del raw
+        if in_flight is not None:
+            entries.append(in_flight.result())
     return finish_table(task.relpath, out, task.source.path, entries)
+
+
+def mark_failed(staging_dir: Path) -> None:
+    """Tell phase-2 tasks waiting in :func:`wait_until_staged` that phase 1 will not finish."""
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    (staging_dir / FAILED).touch()
+
+
+def clear_failed(staging_dir: Path) -> None:
+    (staging_dir / FAILED).unlink(missing_ok=True)
+
+
+def wait_until_staged(staging_dir: Path, tables: list[str], poll_s: float = 0.05) -> float:
+    """Block until every table of ``tables`` is staged; return the seconds waited.
+
+    Phase 2 starts while phase 1 is still partitioning its last (largest) tables, on the CPUs phase 1 no longer
+    uses: its first tasks start their workers and imports, then wait here. Raises if the driver marks phase 1
+    as failed (:func:`mark_failed`).
+    """
+    t0 = time.monotonic()
+    missing = [rp for rp in tables if not is_staged(staging_dir, rp)]
+    while missing:
+        if (staging_dir / FAILED).exists():
+            raise RuntimeError(f"phase 1 failed (see the driver's error); {len(missing)} tables were not staged")
+        time.sleep(poll_s)
+        missing = [rp for rp in missing if not is_staged(staging_dir, rp)]
+    return time.monotonic() - t0
 
 
 @functools.lru_cache(maxsize=64)

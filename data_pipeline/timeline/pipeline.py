@@ -9,7 +9,8 @@
    On a multi-node cluster ``output_dir`` must be on storage every node can read and write.
 4. Phase 2 (Ray Data over bucket ids, a task pool sized to the cluster's CPUs, a few buckets per task): build each
    bucket's timelines and markdown and write them atomically (:mod:`~data_pipeline.timeline.build`,
-   :mod:`~data_pipeline.timeline.store`).
+   :mod:`~data_pipeline.timeline.store`). It starts on a driver thread as soon as phase 1 has no task left
+   queued, so Ray Data's start-up overlaps the last phase-1 tasks; its tasks wait for those before building.
 5. ``manifest.json`` is written last. A re-run skips staged tables and finished buckets.
 """
 
@@ -19,14 +20,17 @@ import json
 import logging
 import math
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from data_pipeline.mimic.reader import MimicDataError, SourceLayout, SourcePlan, describe_plan, plan_source
 from data_pipeline.timeline import store
 from data_pipeline.timeline.buckets import Buckets, plan_buckets
 from data_pipeline.timeline.config import TimelineConfig, TimelineResult
-from data_pipeline.timeline.partition import INDEX, is_staged, staged_tables, table_dir
+from data_pipeline.timeline.partition import (INDEX, clear_failed, is_staged, mark_failed, staged_tables,
+                                              table_dir)
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +103,14 @@ def tables_to_stream(sizes: dict[str, float], cpus: int, spill_bytes: int) -> li
     return [rp for rp, size in sizes.items() if size > limit]
 
 
-def run_phase1(plan: SourcePlan, staging: Path, buckets: Buckets, cfg: TimelineConfig) -> None:
+def run_phase1(plan: SourcePlan, staging: Path, buckets: Buckets, cfg: TimelineConfig,
+               on_cpu_free: Callable[[list], None] = lambda refs: None) -> None:
     """Partition every unstaged table: most in one Ray task each, the largest streamed by the driver in chunks.
 
     At most ``2 x CPUs`` chunk tasks are in flight, so driver and object-store memory stay bounded by
     ``spill_mb`` whatever the table sizes; a whole-table task streams its file itself, in the same bounded chunks.
+    ``on_cpu_free`` is called as soon as every task is submitted and no more are left than there are CPUs (none is
+    queued, and the next to finish frees a CPU), with the refs of the tasks still running.
     """
     import ray
     from tqdm import tqdm
@@ -132,7 +139,7 @@ def run_phase1(plan: SourcePlan, staging: Path, buckets: Buckets, cfg: TimelineC
     chunks: dict[str, int | None] = {rp: None for rp in streamed}  # None while the driver is still reading
     running = {"chunk": 0, "whole": 0}
 
-    def submit_whole(limit: int) -> None:
+    def submit_whole(limit: float) -> None:
         while whole_left and running["whole"] < limit:
             rp = whole_left.pop(0)
             task = StageTask(rp, plan.tables[rp], staging, buckets, cfg.read_block_mb << 20, cfg.spill_mb << 20)
@@ -177,15 +184,37 @@ def run_phase1(plan: SourcePlan, staging: Path, buckets: Buckets, cfg: TimelineC
             chunks[rp] = n
             if len(entries[rp]) == n:  # empty table, or every chunk already back
                 finish_table(rp, out, plan.tables[rp].path, entries[rp])
-        submit_whole(len(whole_left))
+        submit_whole(math.inf)
         while pending:
+            if len(pending) <= cpus:
+                on_cpu_free(list(pending))
             collect_one()
+    unstaged = [rp for rp in todo if not is_staged(staging, rp)]
+    if unstaged:  # phase-2 tasks wait for every table: never leave one out silently
+        raise RuntimeError(f"phase 1 finished without staging {unstaged}; please report this bug")
 
 
-def _build_buckets(batch: dict, staging_dir: str, output_dir: str, tables: list[str], write_markdown: bool) -> dict:
-    """Ray Data UDF: build the buckets of ``batch["bucket"]`` one after the other (memory is that of one bucket)."""
+def _build_buckets(batch: dict, staging_dir: str, output_dir: str, tables: list[str], write_markdown: bool,
+                   phase1: list) -> dict:
+    """Ray Data UDF: build the buckets of ``batch["bucket"]`` one after the other (memory is that of one bucket).
+
+    Phase 2 starts on the CPUs phase 1 has finished with, so a task first waits for the phase-1 tasks still
+    running (``ray.get`` lends this task's CPU back to Ray while it blocks, so a phase-1 task still queued can
+    never be starved by waiting phase-2 tasks), then for the tables' index files (the driver writes those of
+    the tables it streamed).
+    """
+    import ray
+
+    from data_pipeline.timeline.partition import wait_until_staged
     from data_pipeline.timeline.worker import build_one_bucket
 
+    t0 = time.monotonic()
+    if phase1:
+        ray.get(phase1)
+    wait_until_staged(Path(staging_dir), tables)
+    waited = time.monotonic() - t0
+    if waited > 1:
+        log.debug("waited %.1fs for phase 1", waited)
     stats = [build_one_bucket(int(b), Path(staging_dir), Path(output_dir), tables, write_markdown)
              for b in batch["bucket"]]
     return {k: [s[k] for s in stats] for k in ("bucket", "patients", "events", "rows")}
@@ -203,8 +232,12 @@ def buckets_per_task(num_todo: int, parallel: int, configured: int | None) -> in
     return min(16, max(1, math.ceil(num_todo / (3 * parallel))))
 
 
-def run_phase2(todo: list[int], staging: Path, out: Path, tables: list[str], cfg: TimelineConfig) -> None:
+def run_phase2(todo: list[int], staging: Path, out: Path, tables: list[str], cfg: TimelineConfig,
+               phase1: list | None = None) -> None:
     """Build every bucket in ``todo`` on Ray Data: blocks of a few buckets through a task pool of ``max_parallel``.
+
+    ``phase1``: refs of phase-1 tasks still running when phase 2 starts (its tasks wait for them, see
+    :func:`_build_buckets`).
 
     Ray Data is the platform's sharding layer for patient records (the same pattern later stages use), and gives
     streaming back-pressure, retries and per-operator progress in the dashboard. Its executor start-up costs a few
@@ -230,7 +263,7 @@ def run_phase2(todo: list[int], staging: Path, out: Path, tables: list[str], cfg
         ds = ds.map_batches(_build_buckets, batch_size=None, num_cpus=1, runtime_env=TASK_RUNTIME_ENV,
                             compute=ray.data.TaskPoolStrategy(size=min(parallel, num_tasks)),
                             fn_kwargs={"staging_dir": str(staging), "output_dir": str(out), "tables": tables,
-                                       "write_markdown": cfg.write_markdown})
+                                       "write_markdown": cfg.write_markdown, "phase1": list(phase1 or [])})
         for row in ds.iter_rows():
             log.debug("bucket %d: %d patients, %d events", row["bucket"], row["patients"], row["events"])
     except Exception as exc:  # noqa: BLE001
@@ -263,11 +296,19 @@ def build_timelines(cfg: TimelineConfig) -> TimelineResult:
     if todo:
         init_ray(cfg.ray.address, cfg.ray.num_cpus)
         t1 = time.time()
-        run_phase1(plan, staging, buckets, cfg)
+        clear_failed(staging)
+        phase2 = _Background(lambda refs: run_phase2(todo, staging, out, tables, cfg, refs))
+        try:
+            run_phase1(plan, staging, buckets, cfg, on_cpu_free=phase2.start)
+        except BaseException:
+            mark_failed(staging)  # phase-2 tasks already waiting for phase 1 give up
+            phase2.wait_if_started()
+            raise
         t2 = time.time()
         log.info("phase 1 (partition) took %.1fs", t2 - t1)
-        run_phase2(todo, staging, out, tables, cfg)
-        log.info("phase 2 (build %d buckets) took %.1fs", len(todo), time.time() - t2)
+        phase2.join()
+        log.info("phase 2 (build %d buckets) took %.1fs after phase 1 (started %.1fs before its end)", len(todo),
+                 time.time() - t2, t2 - (phase2.started or t2))
     manifest = _write_manifest(out, cfg, num_buckets, staging, tables)
     if not cfg.keep_staging and staging.exists():
         shutil.rmtree(staging)
@@ -278,6 +319,43 @@ def build_timelines(cfg: TimelineConfig) -> TimelineResult:
         num_events=manifest["events"], source_rows=manifest["source_rows"], seconds=round(time.time() - t0, 2))
     _announce(result, next((b["bucket"] for b in manifest["buckets"] if b["patients"] > 0), 0))
     return result
+
+
+class _Background:
+    """Run ``fn(refs)`` once on a driver thread (phase 2 may start while phase 1 finishes); :meth:`join`
+    re-raises what it raised."""
+
+    def __init__(self, fn: Callable[[list], None]):
+        self._fn = fn
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.started: float | None = None
+
+    def _run(self, refs: list) -> None:
+        try:
+            self._fn(refs)
+        except BaseException as exc:  # noqa: BLE001 - handed to join()
+            self._error = exc
+
+    def start(self, refs: list | None = None) -> None:
+        if self._thread is None:
+            self.started = time.time()
+            # a daemon thread: an interrupted driver exits without waiting for it (Ray cancels the job's tasks)
+            self._thread = threading.Thread(target=self._run, args=(list(refs or []),), name="timelines-phase2",
+                                            daemon=True)
+            self._thread.start()
+
+    def join(self) -> None:
+        """Start (if not yet), wait, and re-raise what ``fn`` raised."""
+        self.start()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def wait_if_started(self) -> None:
+        """Wait for a started ``fn`` (its error is dropped: the caller is handling its own)."""
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _finished(out: Path, bucket: int, markdown: bool) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc
@@ -9,7 +11,8 @@ import pytest
 
 from data_pipeline.mimic.reader import MimicDataError, SourceLayout, plan_source
 from data_pipeline.timeline.buckets import Buckets, plan_buckets
-from data_pipeline.timeline.partition import write_spill
+from data_pipeline.timeline.partition import (INDEX, clear_failed, mark_failed, table_dir, wait_until_staged,
+                                              write_spill)
 from data_pipeline.timeline.pipeline import buckets_per_task, tables_to_stream
 from tests.data_pipeline.tiny_mimic import ROWS, write_table, write_tiny_root
 
@@ -98,3 +101,21 @@ MB = 2**20
 ])
 def test_only_tables_that_would_outlast_the_phase_are_streamed(sizes, cpus, expected):
     assert tables_to_stream(sizes, cpus, 64 * MB) == expected
+
+
+def test_wait_until_staged_returns_once_every_table_has_its_index(tmp_path):
+    tables = ["hosp/labevents", "icu/chartevents"]
+    for rp in tables:
+        table_dir(tmp_path, rp).mkdir(parents=True)
+    (table_dir(tmp_path, tables[0]) / INDEX).write_text("{}")
+    later = threading.Timer(0.2, lambda: (table_dir(tmp_path, tables[1]) / INDEX).write_text("{}"))
+    later.start()
+    assert wait_until_staged(tmp_path, tables, poll_s=0.01) >= 0.1
+
+
+def test_wait_until_staged_gives_up_when_the_driver_marks_phase1_failed(tmp_path):
+    threading.Timer(0.1, mark_failed, args=(tmp_path,)).start()
+    with pytest.raises(RuntimeError, match="phase 1 failed"):
+        wait_until_staged(tmp_path, ["hosp/labevents"], poll_s=0.01)
+    clear_failed(tmp_path)  # a re-run starts without the marker
+    assert not any(tmp_path.iterdir())

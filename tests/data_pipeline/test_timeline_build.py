@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from data_pipeline.events import PatientTimeline
 from data_pipeline.timeline.build import build_bucket, chief_complaint
-from data_pipeline.timeline.encode import encode_rows, json_escape
+from data_pipeline.timeline.assemble import TextBuilder
+from data_pipeline.timeline.encode import item_templates, json_escape
 from tests.data_pipeline.tiny_mimic import P1, P2, build_local, staged, write_tiny_root
 
 
@@ -70,10 +72,18 @@ def test_json_escape_matches_json_dumps(text):
     assert json_escape(pa.array([text, "ok"])).to_pylist()[0] == json.dumps(text, ensure_ascii=False)[1:-1]
 
 
-def test_encode_rows_matches_json_dumps_with_nan_for_missing():
+def test_item_templates_match_json_dumps_with_nan_for_missing():
     cols = {"a": pa.array(["1", None]), "CCS Type": pa.array(['x"y', "z"])}
-    assert encode_rows(cols).to_pylist() == [json.dumps({"a": "1", "CCS Type": 'x"y'}),
-                                             json.dumps({"a": "nan", "CCS Type": "z"})]
+    tb = TextBuilder()
+    alone, followed = item_templates(tb, cols)
+    text = tb.build(np.array([alone, followed, alone]), np.array([0, 1, 0]), np.array([0, 1, 3])).to_pylist()
+    assert text == [json.dumps({"a": "1", "CCS Type": 'x"y'}),
+                    json.dumps({"a": "nan", "CCS Type": "z"}) + ", " + json.dumps({"a": "1", "CCS Type": 'x"y'})]
+
+
+def test_json_escape_keeps_nulls_and_ignores_bytes_under_them():
+    arr = pa.array(['a"b', None, "c"])
+    assert json_escape(arr).to_pylist() == ['a\\"b', None, "c"]
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -35,10 +35,10 @@ def test_synthetic_cohort_markdown_equals_render_timeline(tmp_path, modules):
 
 
 def test_large_text_path_gives_the_same_bytes(tmp_path, monkeypatch):
-    """Buckets whose text nears 2 GiB switch to 64-bit offsets; force that path on a tiny one."""
-    import data_pipeline.timeline.encode as encode
+    """Buckets whose text passes 2 GiB are assembled with 64-bit offsets; force that path on a tiny one."""
+    import data_pipeline.timeline.assemble as assemble
 
     root = write_tiny_root(tmp_path / "src")
     small = build_local_full(root, tmp_path / "w1")
-    monkeypatch.setattr(encode, "LARGE_TEXT_BYTES", 0)
+    monkeypatch.setattr(assemble, "MAX_STRING_BYTES", 0)
     assert build_local_full(root, tmp_path / "w2") == small

@@ -141,8 +141,32 @@ def test_streamed_tables_give_the_same_timelines(ray_session, tmp_path, monkeypa
                                                       num_buckets=2))
     assert sorted(streamed) == ["hosp/labevents", "icu/chartevents", "note/radiology"]
     assert chunked.source_rows == whole.source_rows
+    # every table is staged, including whole-table tasks left over once the driver stops streaming
+    tables = json.loads((tmp_path / "chunked" / store.MANIFEST).read_text())["rows_per_table"]
+    assert tables == json.loads((tmp_path / "whole" / store.MANIFEST).read_text())["rows_per_table"]
+    assert "ed/pyxis" in tables
     for kind in (store.TIMELINES, store.MARKDOWN):
         parts = sorted((tmp_path / "whole" / kind).glob("part-*.parquet"))
         assert len(parts) == 2
         for part in parts:
             assert pq.read_table(part).equals(pq.read_table(tmp_path / "chunked" / kind / part.name)), part
+
+
+@pytest.mark.timeout(180)
+def test_a_bad_value_stops_the_ray_build_with_its_message_and_a_rerun_after_the_fix_finishes(ray_session, tmp_path):
+    """Phase 2 may already be waiting for phase 1 when a phase-1 task fails: the build must stop, not hang."""
+    from data_pipeline.mimic.reader import MimicDataError
+    from data_pipeline.timeline.pipeline import build_timelines
+
+    root = write_tiny_root(tmp_path / "src")
+    rows = [dict(r) for r in ROWS["hosp/labevents"]]
+    rows[1]["charttime"] = "2180-02-30 10:00:00"
+    path = write_table(root, "hosp/labevents", rows)
+    cfg = TimelineConfig(mimic_root=root, output_dir=tmp_path / "out", num_buckets=2)
+    with pytest.raises(MimicDataError) as err:
+        build_timelines(cfg)
+    assert str(path) in str(err.value) and "data row 2" in str(err.value) and "'charttime'" in str(err.value)
+    assert not list((tmp_path / "out" / store.TIMELINES).glob("*.parquet"))
+    write_table(root, "hosp/labevents", ROWS["hosp/labevents"])
+    result = build_timelines(cfg)
+    assert result.buckets_built == 2 and result.num_patients == 2

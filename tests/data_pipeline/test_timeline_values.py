@@ -64,3 +64,26 @@ def test_bad_values_report_row_and_value(raw, dtype, expected):
     with pytest.raises(ValueFormatError) as err:
         normalise_column(pa.array(["2180-01-01" if dtype != "float" else "1", raw]), dtype)
     assert err.value.row == 1 and err.value.value == raw and expected in err.value.expected
+
+
+def test_float_text_matches_python_repr_on_random_decimals():
+    """The one-pass rewrite of plain decimals (float_text) against Python, on many shapes of number."""
+    import random
+
+    rng = random.Random(0)
+    raw = []
+    for _ in range(5000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 18)))
+        frac = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 18)))
+        text = rng.choice(["", "-", "+"]) + digits + (rng.choice([".", ""]) + frac if frac or rng.random() < 0.2
+                                                      else "")
+        if any(c.isdigit() for c in text):
+            raw.append(rng.choice(["", " "]) + text + rng.choice(["", " ", "\t"]))
+    text, _ = normalise_column(pa.array(raw), "float")
+    assert text.to_pylist() == [repr(float(v)) for v in raw]
+
+
+def test_float_text_keeps_nulls_of_a_sliced_column():
+    arr = pa.array(["9", None, "1.50", None, "2e3", "0.00001"]).slice(1)
+    text, _ = normalise_column(arr, "float")
+    assert text.to_pylist() == [None, "1.5", None, "2000.0", "1e-05"]
