@@ -51,7 +51,8 @@ def sample_context(ix: TimelineIndex, inst: Instance, spec: TaskSpec) -> list[in
     """Timeline indices shown as context for ``inst``: the window minus removed/banned and not-yet-visible events."""
     t: datetime = datetime.fromisoformat(inst.prediction_time)
     return context_indices(ix, inst.context_begin, inst.context_end, t, spec.removed_from_context,
-                           anchor=inst.anchor, anchor_in_context=inst.anchor_in_context)
+                           anchor=inst.anchor, anchor_in_context=inst.anchor_in_context, family=spec.window,
+                           hadm=inst.hadm_id)
 
 
 def assemble_parts(ix: TimelineIndex, inst: Instance, spec: TaskSpec, render: RenderFn | None = None) -> SampleParts:

@@ -25,9 +25,10 @@ MAX_NEIGHBOURS = 100
 
 
 def event_types() -> list[str]:
-    from data_pipeline.mimic.schema import EVENT_TABLES
+    """next_event's candidates: exactly the tables its anchors come from (timed, rendered to text)."""
+    from data_pipeline.tasks.decision_making import NEXT_EVENT_TABLES
 
-    return sorted(n for n in EVENT_TABLES if n != "patients")
+    return list(NEXT_EVENT_TABLES)
 
 
 @dataclass

@@ -12,10 +12,20 @@ Documented choices where the reference is ambiguous or wrong:
 * Diagnosis tasks (``diagnoses_*``, ED ``diagnosis*``) ban discharge notes from the context: the note lists the
   diagnoses. ``diagnoses_icd`` is untimed; its prediction time is the admission's ``dischtime``.
 * ``discharge`` is a generation task: the label is the note text (one "line"), metric rouge1.
-* ``next_event``: every event except demographics is an anchor; the label is its table name (``file_name``).
-* Not reproduced: the reference's ``data_index_gen.py`` filter "procedure/diagnosis tasks need admissions_id >
-  context_begin or NaN" (its intent is not documented and, read literally, it keeps only windows that start
-  before the admission event). The leakage rule and the discharge-note ban cover what such a filter could guard.
+* ``discharge`` (generation) is predicted at the admission's ``dischtime`` (the note is charted at the
+  discharge date 00:00:00 in MIMIC-IV-Note, which would cut the discharge day from its window); the window runs
+  to ``dischtime`` and never shows the note itself. Not in the EHR-Bench preset (the reference's 45 tasks).
+* ``next_event``: anchors are the timed events of tables that render to text (not the demographics, not the
+  untimed ``diagnoses_icd``/``drgcodes``, not ``hcpcsevents``, which renders as ""); the label is the table name
+  (``file_name``) and the candidate list holds exactly those tables (:data:`NEXT_EVENT_TABLES`).
+* The reference's ``data_index_gen.py`` filter for procedure and diagnosis samples ("admissions_id >
+  context_begin or NaN"): the 24 h window must cover the admission event (or the admission has none). Flagged
+  here (``TaskSpec.admission_window_filter``, index column ``covers_admission``) and applied by the dataset
+  presets by default (``admission_window_filter: false`` turns it off).
+* Instructions are the reference's exact strings (:mod:`instructions`).
+* Leakage fixes over the reference: every context event must be *available* before the prediction time
+  (:mod:`availability`): lab results at their ``storetime``, date-only rows at the end of their day, notes when
+  signed. The reference compared placement times only.
 """
 
 from __future__ import annotations
@@ -24,12 +34,23 @@ import ast
 from collections.abc import Iterator
 
 from data_pipeline.events import format_time
-from data_pipeline.tasks.history import (TimelineIndex, admission_header, clean, dm_window_begin,
-                                         previous_discharge)
-from data_pipeline.tasks.instructions import DISCHARGE_INSTRUCTION, dm_instruction
+from data_pipeline.render import EVENT_DISPLAY
+from data_pipeline.tasks.history import (TimelineIndex, admission_header, clean, dm_window_begin, forward_end,
+                                         previous_discharge, window_begin_before)
+from data_pipeline.tasks.instructions import REFERENCE
 from data_pipeline.tasks.spec import DECISION_MAKING, Instance, TaskSpec, register
 
 DIAGNOSIS_BANS = ("discharge",)
+#: Tables whose events anchor next_event samples and form its candidate list: timed and rendered to text.
+NEXT_EVENT_TABLES = tuple(sorted(t for t in EVENT_DISPLAY if t not in ("patients", "diagnoses_icd")))
+ADMISSION_FILTER_TASKS = ("procedures_icd", "procedures_ccs", "diagnoses_icd", "diagnoses_ccs")
+
+
+def covers_admission(ix: TimelineIndex, inst: Instance) -> bool:
+    """The reference's filter for procedure/diagnosis samples: the window covers the admission event (or the
+    admission has none on the timeline)."""
+    k = ix.admission_index.get(inst.hadm_id) if inst.hadm_id else None
+    return k is None or inst.context_begin <= k
 
 
 def split_values(value: str | None) -> list[str]:
@@ -74,9 +95,16 @@ def dm_instance(ix: TimelineIndex, task: str, anchor: int, labels: list[str]) ->
     if t is None or not labels:
         return None
     hadm = ix.hadms[anchor]
+    begin, end = dm_window_begin(ix, anchor, t), anchor
+    if task == "discharge" and ix.rules.availability:
+        disch = ix.admission_time(hadm, "dischtime")
+        if disch is not None and disch > t:  # predicted at discharge, not at the note's date-only charttime
+            t = disch
+            end = forward_end(ix, anchor, t)
+            begin = window_begin_before(ix, end, hadm, t)
     return Instance(
         task=task, subject_id=ix.subject_id, hadm_id=hadm, anchor=anchor,
-        context_begin=dm_window_begin(ix, anchor, t), context_end=anchor, prediction_time=format_time(t),
+        context_begin=begin, context_end=end, prediction_time=format_time(t),
         labels=tuple(labels), admissions_id=admission_header(ix, hadm, t),
         last_discharge_id=previous_discharge(ix, hadm, t))
 
@@ -98,7 +126,7 @@ def _table_generator(task: str, table: str, key: str, fallback: str | None = Non
 
 def generate_next_event(ix: TimelineIndex) -> Iterator[Instance]:
     for k, event in enumerate(ix.events):
-        if event.file_name == "patients":
+        if event.file_name not in NEXT_EVENT_TABLES or event.starttime in (None, "", "nan", "None"):
             continue
         inst = dm_instance(ix, "next_event", k, [event.file_name])
         if inst is not None:
@@ -146,17 +174,17 @@ _TABLE_TASKS = [
 for _name, _table, _key, _metric, _what, _req, _banned, _fallback, _max in _TABLE_TASKS:
     register(TaskSpec(
         name=_name, kind=DECISION_MAKING, anchor_table=_table, target_key=_key, metric=_metric,
-        instruction=dm_instruction(_what), generate=_table_generator(_name, _table, _key, _fallback, _max),
+        instruction=REFERENCE[_name], generate=_table_generator(_name, _table, _key, _fallback, _max),
         requires=(_table, "admissions", *_req), banned=_banned,
         # The admissions task predicts the admission itself: its header would be the answer.
-        show_admission=_name != "admissions"))
+        show_admission=_name != "admissions", admission_window_filter=_name in ADMISSION_FILTER_TASKS))
     if _name == "radiology":
         register(TaskSpec(
             name="discharge", kind=DECISION_MAKING, anchor_table="discharge", target_key="text", metric="rouge1",
-            instruction=DISCHARGE_INSTRUCTION, generate=_table_generator("discharge", "discharge", "text"),
+            instruction=REFERENCE["discharge"], generate=_table_generator("discharge", "discharge", "text"),
             requires=("discharge", "admissions"), notes="generation task: the output is the note text"))
 
 register(TaskSpec(
     name="next_event", kind=DECISION_MAKING, anchor_table="*", target_key="file_name", metric="acc",
-    instruction=dm_instruction("event type"), generate=generate_next_event, requires=("admissions",),
+    instruction=REFERENCE["next_event"], generate=generate_next_event, requires=("admissions",),
     notes="candidates are the event-type list (the reference looked them up under a key that never matched)"))

@@ -40,7 +40,7 @@ def example_timeline(subject_id: int = 10000032, dod: str = "nan", icu_intime: s
         ev("admissions", "2180-01-01 12:00:00", "100", {
             "admittime": "2180-01-01 12:00:00", "dischtime": dischtime, "admission_type": "EW EMER.",
             "admission_location": "EMERGENCY ROOM", "hospital_expire_flag": expire_flag,
-            "admission_info": "Chest pain"}),
+            "admission_info": "None"}),
         ev("transfers", "2180-01-01 12:00:00", "100", {"eventtype": "admit", "careunit": "Medicine"}),
         ev("radiology", "2180-01-01 13:00:00", "100", {"note_type": "RR", "exam_name": "['CHEST (PA & LAT)']",
                                                      "text": "No acute process."}),
@@ -69,7 +69,7 @@ def example_timeline(subject_id: int = 10000032, dod: str = "nan", icu_intime: s
            {"diagnoses": "Pneumonia, unspecified organism", "CCS Type": "Pneumonia"}),
         ev("admissions", second_admit, "101", {
             "admittime": second_admit, "dischtime": "2180-01-22 09:00:00", "admission_type": "URGENT",
-            "hospital_expire_flag": "0", "admission_info": "Fever"}),
+            "hospital_expire_flag": "0", "admission_info": "None"}),
         ev("labevents", "2180-01-20 10:00:00", "101", {"item_name": "Lactate"}),
     ]
     return PatientTimeline(subject_id, events)

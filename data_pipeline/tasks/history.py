@@ -6,8 +6,11 @@ Rules (the reference's ``task_sample_info_gen.py``, with its gaps closed; each c
   ``drgcodes``) the ``dischtime`` of its admission, because billing codes are assigned at discharge (the reference
   copied the previous event's time, which put the codes before the last day's events and showed them the
   discharge note); otherwise the previous event's time.
-* Leakage rule shared by all tasks: a context event must *end* strictly before the prediction time; the only
-  exception is the anchor of the pre-discharge-note window (the note is the input there).
+* Leakage rule shared by all tasks: a context event must be *available* (:mod:`availability`: result stored,
+  note signed, date-only day over, codes billed) strictly before the prediction time; the only exception is the
+  anchor of the pre-discharge-note window (the note is the input there). Windows are still slices of the
+  timeline in placement order, so the rendered order stays the reference's. The family rules of
+  :mod:`windows` (ED, admission, ICU) apply on top.
 * Decision making (24 h same-admission window): context = ``[begin, anchor)`` where ``begin`` is the earliest
   event of the anchor's admission that starts less than 24 h before the anchor. Anchors without an admission
   (``omr``, outpatient labs) use events of any admission in that 24 h. As in the reference the window is a slice
@@ -21,6 +24,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from data_pipeline.events import Event, PatientTimeline
+from data_pipeline.tasks.availability import LeakageRules, availability_times
+from data_pipeline.tasks.windows import allowed_in_window
 
 WINDOW = timedelta(hours=24)
 MISSING_VALUES = frozenset({"", "nan", "None", "NaN", "NaT", "none", "null"})
@@ -63,7 +68,8 @@ def parse_any(value) -> datetime | None:
 class TimelineIndex:
     """One patient's events with the lookups every generator shares (computed once per patient)."""
 
-    def __init__(self, timeline: PatientTimeline):
+    def __init__(self, timeline: PatientTimeline, rules: LeakageRules | None = None):
+        self.rules = rules or LeakageRules()
         self.subject_id = int(timeline.subject_id)
         self.events: list[Event] = timeline.events
         self.hadms: list[str | None] = [norm_id(e.hadm_id) for e in self.events]
@@ -85,6 +91,8 @@ class TimelineIndex:
             self.ends.append(end)
             if end is not None:
                 previous = end
+        #: When each event's information is available (placement end time when the rule is switched off).
+        self.avail: list[datetime | None] = availability_times(self) if self.rules.availability else self.ends
         self.discharge_notes = [k for k, e in enumerate(self.events) if e.file_name == "discharge"]
         self.dod: date | None = None
         for e in self.events:
@@ -124,18 +132,7 @@ def dm_window_begin(ix: TimelineIndex, anchor: int, t: datetime, hours: timedelt
     Returns ``anchor`` (an empty window) when no such event exists. Scans backwards and stops at the first timed
     event older than the window, so it is O(window size).
     """
-    hadm = ix.hadms[anchor]
-    begin = anchor
-    floor = t - hours
-    for j in range(anchor - 1, -1, -1):
-        tj = ix.times[j]
-        if tj is not None and tj <= floor:
-            break
-        if ix.events[j].file_name == "patients" or tj is None:
-            continue
-        if hadm is None or ix.hadms[j] == hadm:
-            begin = j
-    return begin
+    return window_begin_before(ix, anchor, ix.hadms[anchor], t, hours)
 
 
 def forward_end(ix: TimelineIndex, start: int, t: datetime) -> int:
@@ -147,9 +144,27 @@ def forward_end(ix: TimelineIndex, start: int, t: datetime) -> int:
 
 
 def visible(ix: TimelineIndex, k: int, t: datetime) -> bool:
-    """The leakage rule: an event is visible at prediction time ``t`` only if it ended strictly before ``t``."""
-    end = ix.ends[k]
-    return end is not None and end < t
+    """The leakage rule: an event is visible at prediction time ``t`` only if it was available strictly before
+    ``t`` (:mod:`availability`)."""
+    avail = ix.avail[k]
+    return avail is not None and avail < t
+
+
+def window_begin_before(ix: TimelineIndex, end: int, hadm: str | None, t: datetime,
+                        hours: timedelta = WINDOW) -> int:
+    """Start of a backward window ending (exclusive) at index ``end``: the earliest event of admission ``hadm``
+    starting less than ``hours`` before ``t`` (``end`` when there is none)."""
+    begin = end
+    floor = t - hours
+    for j in range(end - 1, -1, -1):
+        tj = ix.times[j]
+        if tj is not None and tj <= floor:
+            break
+        if ix.events[j].file_name == "patients" or tj is None:
+            continue
+        if hadm is None or ix.hadms[j] == hadm:
+            begin = j
+    return begin
 
 
 def admission_header(ix: TimelineIndex, hadm: str | None, t: datetime) -> int:
@@ -174,11 +189,16 @@ def previous_discharge(ix: TimelineIndex, hadm: str | None, t: datetime) -> int:
 
 
 def context_indices(ix: TimelineIndex, begin: int, end: int, t: datetime, removed: frozenset[str],
-                    anchor: int = -1, anchor_in_context: bool = False) -> list[int]:
-    """The events a sample shows, oldest first: the window minus removed tables and anything not yet visible."""
+                    anchor: int = -1, anchor_in_context: bool = False, family: str = "dm",
+                    hadm: str | None = None) -> list[int]:
+    """The events a sample shows, oldest first: the window minus removed tables, events the ``family`` rule
+    forbids (:mod:`windows`, when ``ix.rules.window_rules``) and anything not yet available."""
+    rules = ix.rules.window_rules and family != "dm"
     out = []
     for k in range(begin, end):
         if ix.events[k].file_name in removed:
+            continue
+        if rules and not allowed_in_window(ix, k, family, hadm):
             continue
         if k == anchor and anchor_in_context:
             out.append(k)

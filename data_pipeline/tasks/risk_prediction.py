@@ -8,15 +8,31 @@ anchor               context                                       prediction ti
 ``edstays``          from the ED stay to ED ``outtime``             ED ``outtime``
 ``admissions``       the first 24 h after ``admittime``             ``admittime`` + 24 h
 ``icustays``         the first 24 h after ICU ``intime``            ``intime`` + 24 h
-``discharge`` note   the 24 h before the note, plus the note        note ``charttime``
+``discharge`` note   the 24 h before ``t``, plus the note           the note's availability: max(charttime,
+                                                                   ``dischtime``, ``storetime``)
 ===================  ============================================  ===========================================
+
+Every window shows only events available before ``t`` (:mod:`availability`) and obeys its family's rule
+(:mod:`windows`). Instructions are the reference's exact strings (:mod:`instructions`).
 
 Documented fixes of the reference (section 7 of the reference notes and the issue):
 
 * The published name ``ED_ICU_Tranfer_12hour`` is a typo; the task is ``ED_ICU_Transfer_12hour`` with the
   published spelling kept as an alias.
 * ED tasks never show the admission header nor ``transfers``/``services`` events: being admitted is the
-  ``ED_Hospitalization`` outcome (the reference showed the same-admission admission event).
+  ``ED_Hospitalization`` outcome (the reference showed the same-admission admission event). **Leak fixed:** the
+  ED window (up to ED ``outtime``) no longer shows anything produced by the admission the ED stay led to
+  (admit orders, eMAR, prescriptions, labs of that admission, its ICU stay): patients board in the ED, so those
+  start before ``outtime``, and the reference's window showed them (ED_Hospitalization, ED_ICU_Transfer_12hour
+  and ED_Critical_Outcomes could be read off the input). The window holds the ED-module events of the stay
+  and events of no / another admission available before ``outtime``.
+* **Leak fixed:** admission and ICU windows (first 24 h) never show that admission's discharge note,
+  diagnoses or DRG codes. MIMIC-IV-Note charts the note at the discharge date 00:00:00, so whenever discharge
+  fell on the next calendar day the reference's Inpatient_Mortality / LengthOfStay / ICU windows contained
+  the note, which states the outcome. The note is now available only from ``dischtime`` (and its storetime).
+* Readmission windows end when the note is available (``t`` above) rather than at its date-only charttime,
+  which would cut the discharge day; the horizon counts from ``dischtime``. An admission starting between
+  ``dischtime`` and ``t`` (the note signed after the patient was back) gives no sample: the window would show it.
 * Admission and ICU tasks require the patient to still be in hospital / in the ICU at ``t``; otherwise the
   discharge (and for mortality, the death) would be inside the input. The reference applied this only to
   length of stay.
@@ -32,9 +48,9 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from data_pipeline.events import format_time
-from data_pipeline.tasks.history import (WINDOW, TimelineIndex, admission_header, dm_window_begin, forward_end,
-                                         norm_id, parse_any, previous_discharge)
-from data_pipeline.tasks.instructions import rp_instruction
+from data_pipeline.tasks.history import (WINDOW, TimelineIndex, admission_header, forward_end, norm_id,
+                                         parse_any, previous_discharge, window_begin_before)
+from data_pipeline.tasks.instructions import REFERENCE
 from data_pipeline.tasks.spec import RISK_PREDICTION, Instance, TaskSpec, register
 
 YES_NO = ("yes", "no")
@@ -150,17 +166,25 @@ def icu_outcomes(ix: TimelineIndex, k: int) -> tuple[datetime, dict[str, bool]] 
 
 # -------------------------------------------------------------------------------------- discharge note
 
+def readmission_time(ix: TimelineIndex, k: int) -> datetime | None:
+    """Prediction time of the discharge-note window: when the note is available (placement time, rules off)."""
+    return ix.avail[k] if ix.rules.availability else ix.times[k]
+
+
 def readmission_outcomes(ix: TimelineIndex, k: int) -> dict[str, bool] | None:
-    t, hadm = ix.times[k], ix.hadms[k]
+    t, hadm = readmission_time(ix, k), ix.hadms[k]
     if t is None or hadm is None:
         return None
     row = ix.admission_row(hadm) or {}
     disch = ix.admission_time(hadm, "dischtime")
     if norm_id(row.get("hospital_expire_flag")) == "1" or _dead_by(ix, disch or t):
         return None
+    start = disch if disch is not None and ix.rules.availability else t
     later = [a for a in (ix.times[ix.admission_index[h]] for h in ix.admission_index if h != hadm)
-             if a is not None and a > t]
-    return {f"Readmission_{n}day": any(a - t < n * DAY for a in later) for n in (30, 60)}
+             if a is not None and a > start]
+    if any(a <= t for a in later):
+        return None  # readmitted before the note was signed: the window would show the new admission
+    return {f"Readmission_{n}day": any(a - start < n * DAY for a in later) for n in (30, 60)}
 
 
 def _discharge_generator(task: str):
@@ -168,8 +192,10 @@ def _discharge_generator(task: str):
         for k in ix.indices_of("discharge"):
             outcomes = readmission_outcomes(ix, k)
             if outcomes is not None:
-                t = ix.times[k]
-                yield _rp(ix, task, k, dm_window_begin(ix, k, t), k + 1, t, outcomes[task], anchor_in_context=True)
+                t = readmission_time(ix, k)
+                end = forward_end(ix, k, t) if ix.rules.availability else k + 1
+                begin = window_begin_before(ix, end, ix.hadms[k], t)
+                yield _rp(ix, task, k, min(begin, k), end, t, outcomes[task], anchor_in_context=True)
     return generate
 
 
@@ -209,6 +235,6 @@ for _name, _window, _phrase, _req, _aliases in _RP_TASKS:
     _table, _factory, _base = _WINDOWS[_window]
     register(TaskSpec(
         name=_name, kind=RISK_PREDICTION, anchor_table=_table, target_key="label", metric="aucroc",
-        instruction=rp_instruction(_phrase), generate=_factory(_name),
+        instruction=REFERENCE[_name], generate=_factory(_name),
         requires=tuple(dict.fromkeys((*_base, *_req))), banned=ED_BANS if _window == "ed" else (),
-        aliases=_aliases, show_admission=_window != "ed", answer_space=YES_NO))
+        aliases=_aliases, show_admission=_window != "ed", answer_space=YES_NO, window=_window))

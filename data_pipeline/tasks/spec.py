@@ -87,6 +87,10 @@ class TaskSpec:
     #: Fixed answer space (RP: yes/no) or None when candidates come from the training vocabulary.
     answer_space: tuple[str, ...] | None = None
     notes: str = ""
+    #: Window family (:mod:`data_pipeline.tasks.windows`): ``dm``, ``ed``, ``admission``, ``icu`` or ``note``.
+    window: str = "dm"
+    #: The reference's 24 h-covers-the-admission filter applies (procedure and diagnosis tasks).
+    admission_window_filter: bool = False
 
     @property
     def is_risk(self) -> bool:

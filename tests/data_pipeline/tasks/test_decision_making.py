@@ -94,11 +94,27 @@ def test_anchor_table_events_only(task, table):
     assert anchors and all(ix.events[a].file_name == table for a in anchors)
 
 
-def test_next_event_anchors_every_event_but_demographics():
+def test_next_event_anchors_every_timed_rendered_event():
     ix = TimelineIndex(example_timeline())
     insts = list(get_task("next_event").generate(ix))
-    assert [i.anchor for i in insts] == list(range(1, len(ix.events)))
+    # not the demographics (0) and not the untimed diagnoses (billed after discharge, no time to anchor at)
+    assert [i.anchor for i in insts] == [k for k in range(1, len(ix.events)) if k != IDX["diagnoses_icd"]]
     assert all(i.labels == (ix.events[i.anchor].file_name,) for i in insts)
+
+
+def test_next_event_skips_tables_rendered_empty_and_its_candidates_are_its_anchor_tables():
+    from data_pipeline.events import PatientTimeline
+    from data_pipeline.tasks.candidates import event_types, make_candidates
+    from data_pipeline.tasks.decision_making import NEXT_EVENT_TABLES
+
+    tl = example_timeline()
+    tl = PatientTimeline(tl.subject_id, [*tl.events[:3], ev("hcpcsevents", "2179-12-16 00:00:00", None, {}),
+                                         ev("drgcodes", None, "100", {}), *tl.events[3:]])
+    anchors = {tl.events[i.anchor].file_name for i in get_task("next_event").generate(TimelineIndex(tl))}
+    assert not anchors & {"hcpcsevents", "drgcodes", "patients", "diagnoses_icd"}
+    assert anchors <= set(NEXT_EVENT_TABLES)
+    assert set(event_types()) == set(NEXT_EVENT_TABLES)
+    assert sorted(make_candidates(get_task("next_event"), ["labevents"], None, 0)) == sorted(NEXT_EVENT_TABLES)
 
 
 @pytest.mark.parametrize("rows,key,fallback,expected", [

@@ -127,14 +127,14 @@ def test_icu_readmission_same_admission_only(second_stay_hadm, expected):
 
 # task, anchor, expected shown context
 WINDOWS = [
-    # ED: the stay up to ED outtime; admissions/transfers banned (they reveal the hospitalisation), no header
-    ("ED_Hospitalization", I["edstays"], [I["edstays"], I["triage"], I["vitalsign"], I["pyxis"], I["medrecon"],
-                                          I["lab_ed"], I["radiology"]]),
+    # ED: the stay's ED-module events up to ED outtime; nothing of admission 100 that the stay led to (its lab
+    # and radiology while boarding, admission, transfers), no header
+    ("ED_Hospitalization", I["edstays"], [I["edstays"], I["triage"], I["vitalsign"], I["pyxis"], I["medrecon"]]),
     # first 24 h after admittime (12:00 -> next day 12:00)
     ("LengthOfStay_3day", I["admission"], list(range(I["transfers"], I["chartevents"] + 1))),
-    # first 24 h after ICU intime
-    ("ICU_Stay_7day", I["icustays"], list(range(I["icustays"], I["lab_day3"] + 1))),
-    # 24 h before the discharge note plus the note
+    # first 24 h after ICU intime; the date-only procedures_icd of 01-03 is available only at the end of that day
+    ("ICU_Stay_7day", I["icustays"], [k for k in range(I["icustays"], I["lab_day3"] + 1) if k != I["procedures_icd"]]),
+    # 24 h before the discharge note is available (dischtime 12:00 > note charttime 10:00) plus the note
     ("Readmission_30day", I["note"], [I["lab_day6"], I["note"]]),
 ]
 
