@@ -18,7 +18,7 @@ diagnosis (ed)          ``CCS Type``
 prescriptions           ``ATC Type``
 medrecon (ed)           ``ATC Type``
 radiology               ``exam_name`` (radiology_detail field ``exam_name``)
-admissions              ``admission_info`` (chief complaint of the admission, see timeline builder)
+admissions              ``admission_info`` (always ``None``, as in the published prompts; see timeline builder)
 =====================  =====================================================================
 
 Value conventions (those of the reference, whose text the published EHR-R1 weights were trained on):

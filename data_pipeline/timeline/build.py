@@ -8,10 +8,10 @@ Joins done here, because they need another per-patient table:
 
 * ``triage`` rows get the time of their stay's ``edstays.intime`` + 1 s, ED ``diagnosis`` rows the stay's
   ``edstays.outtime`` (matched on ``stay_id``; a stay missing from edstays leaves the row untimed -> end).
-* ``admissions.admission_info`` = the chief complaint of the admission's discharge note: the first non-empty line
-  after ``Chief Complaint:`` in the earliest discharge note (by charttime, then file order) with the same
-  hadm_id; ``"nan"`` when there is no such note or line. (The reference's field comes from a lookup file it did
-  not publish; the chief complaint is what the name describes and what the discharge note records.)
+* ``admissions.admission_info`` = ``"None"`` on every admission, as in the published EHR-R1/EHR-Bench prompts
+  (``- Admission_Info: None``). It is never read from the admission's own discharge note: that note is
+  written at discharge and states the outcome, and the admission header is shown in windows that end long
+  before discharge (an earlier version filled it with the note's chief complaint, which leaked).
 * ``radiology.exam_name`` = the ``exam_name`` values of the note's radiology_detail rows in ``field_ordinal``
   order, printed as a Python list (``"['CHEST (PA & LAT)']"``, the reference's text); ``"None"`` when absent.
 """
@@ -35,7 +35,6 @@ from data_pipeline.timeline.markdown import event_templates, render_bucket
 from data_pipeline.timeline.order import (TABLE_RANK, TIE_BREAK_ORDER, Rows, event_runs, order_rows, row_kind,
                                           KIND_DIAGNOSES)
 
-_CHIEF_COMPLAINT = r"(?i)chief complaint:\s*(?P<cc>[^\n]*)"
 OUTPUT_SCHEMA = pa.schema([("subject_id", pa.int64()), ("events", pa.string())])
 MARKDOWN_SCHEMA = pa.schema([("subject_id", pa.int64()), ("markdown", pa.string())])
 
@@ -71,26 +70,12 @@ def ed_times(tables: dict[str, pa.Table]) -> None:
         tables[name] = t.set_column(t.schema.get_field_index("_t"), "_t", times)
 
 
-def chief_complaint(text: pa.Array) -> pa.Array:
-    """The first non-empty line after 'Chief Complaint:' (case-insensitive), null when there is none."""
-    found = pc.extract_regex(pc.fill_null(text, ""), _CHIEF_COMPLAINT)
-    cc = pc.utf8_trim_whitespace(pc.struct_field(found, "cc"))
-    return pc.if_else(pc.equal(cc, ""), pa.scalar(None, pa.string()), cc)
-
-
 def admission_info(tables: dict[str, pa.Table]) -> None:
+    """``admission_info`` = ``"None"`` (the published prompts' value; see the module doc for why not the note)."""
     adm = tables.get("admissions")
     if adm is None:
         return
-    notes = tables.get("discharge")
-    info = pa.nulls(adm.num_rows, pa.string())
-    if notes is not None and notes.num_rows:
-        order = pc.sort_indices(notes, sort_keys=[("_t", "ascending"), ("_row", "ascending")])
-        notes = notes.take(order)
-        hadm = notes.column("hadm_id").combine_chunks()
-        cc = chief_complaint(notes.column("text").combine_chunks())
-        info = _lookup(adm.column("hadm_id").combine_chunks(), hadm, cc)  # index_in: first = earliest note
-    tables["admissions"] = adm.append_column("admission_info", pc.fill_null(info, MISSING))
+    tables["admissions"] = adm.append_column("admission_info", pa.array([UNMAPPED] * adm.num_rows, pa.string()))
 
 
 def exam_names(tables: dict[str, pa.Table]) -> None:

@@ -5,7 +5,7 @@ not in the dictionary yields ``"None"`` (the "lookup found nothing" convention).
 sides: ids and ICD versions as integer text, ICD codes trimmed and upper-cased, NDCs zero-padded to 11 digits
 (the reference's NDC -> ATC rule).
 
-Joins that need another *per-patient* table (admissions ``admission_info`` from discharge notes, radiology
+Joins that need another *per-patient* table (admissions ``admission_info``, radiology
 ``exam_name`` from radiology_detail) are done per bucket in :mod:`data_pipeline.timeline.build`.
 """
 

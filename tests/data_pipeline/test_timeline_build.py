@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from data_pipeline.events import PatientTimeline
-from data_pipeline.timeline.build import build_bucket, chief_complaint
+from data_pipeline.timeline.build import build_bucket
 from data_pipeline.timeline.assemble import TextBuilder
 from data_pipeline.timeline.encode import item_templates, json_escape
 from tests.data_pipeline.tiny_mimic import P1, P2, build_local, staged, write_tiny_root
@@ -38,8 +38,9 @@ def items(events, file_name):
     (P1, "diagnosis", "CCS Type", ["Essential hypertension"]),
     (P1, "prescriptions", "ATC Type", ["None", "heparin"]),  # NDC 409672704 is zero-padded to 00409672704
     (P1, "radiology", "exam_name", ["['CHEST (PA & LAT)']"]),
-    (P1, "admissions", "admission_info", ["Chest pain"]),
-    (P2, "admissions", "admission_info", ["nan"]),
+    # never from the admission's own discharge note (it states the outcome): "None" as in the published prompts
+    (P1, "admissions", "admission_info", ["None"]),
+    (P2, "admissions", "admission_info", ["None"]),
 ])
 def test_display_fields(tiny, sid, file_name, field, expected):
     assert [it[field] for it in items(tiny[sid], file_name)] == expected
@@ -86,29 +87,15 @@ def test_json_escape_keeps_nulls_and_ignores_bytes_under_them():
     assert json_escape(arr).to_pylist() == ['a\\"b', None, "c"]
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Name: ___\n \nChief Complaint:\nChest pain \n \nHistory", "Chest pain"),
-    ("CHIEF COMPLAINT: fever, cough\nmore", "fever, cough"),
-    ("Chief Complaint:\n\n   \n  dyspnea\n", "dyspnea"),
-    ("no complaint section", None),
-    ("Chief Complaint:   ", None),
-    (None, None),
-])
-def test_chief_complaint(text, expected):
-    assert chief_complaint(pa.array([text], pa.string())).to_pylist() == [expected]
-
-
-def test_admission_info_uses_the_earliest_discharge_note_of_the_same_admission():
+def test_admission_info_is_none_even_with_a_discharge_note_of_the_same_admission():
     adm = staged("admissions", [{"subject_id": 1, "hadm_id": 5, "admittime": "2180-01-01 00:00:00"},
                                 {"subject_id": 1, "hadm_id": 6, "admittime": "2180-02-01 00:00:00"}])
     notes = staged("discharge", [
-        {"note_id": "b", "subject_id": 1, "hadm_id": 5, "charttime": "2180-01-09 00:00:00",
-         "text": "Chief Complaint:\nlater"},
         {"note_id": "a", "subject_id": 1, "hadm_id": 5, "charttime": "2180-01-08 00:00:00",
-         "text": "Chief Complaint:\nearlier"}])
+         "text": "Chief Complaint:\nchest pain\nBrief Hospital Course: expired"}])
     out = build_bucket({"admissions": adm, "discharge": notes}).timelines
     events = json.loads(out.column("events")[0].as_py())
-    assert [it["admission_info"] for it in items(events, "admissions")] == ["earlier", "nan"]
+    assert [it["admission_info"] for it in items(events, "admissions")] == ["None", "None"]
 
 
 def test_patients_are_sorted_and_each_appears_once():

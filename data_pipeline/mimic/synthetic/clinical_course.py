@@ -255,7 +255,10 @@ def _admission(rng, p: Patient, cond: Condition, sev: float, t: int, ed: EdVisit
     ventilated = False
     if icu:
         direct = ed is not None and rng.random() < 0.65
-        if direct:
+        if direct and rng.random() < 0.5:
+            # ED boarding: the ICU stay starts before the ED stay is closed (ED outtime), as in MIMIC-IV-ED
+            now = max(admittime + int(0.2 * HOUR), ed.outtime - int(rng.uniform(0.2, 1.5) * HOUR))
+        elif direct:
             now += int(rng.uniform(0.1, 2.5) * HOUR)  # boarding, then ICU within hours of ED out
         else:
             ward(rng.uniform(0.4, 3.0))

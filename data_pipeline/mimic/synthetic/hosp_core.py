@@ -44,7 +44,9 @@ def write_patient(ctx: Ctx, p: Patient) -> None:
             rows.append((ed.outtime, 1, None, "discharge", None, ed.outtime, None))
     for adm in p.admissions:
         if adm.ed is not None:
-            rows.append((adm.ed.intime, 0, adm.hadm_id, "ED", "Emergency Department", adm.ed.intime, adm.ed.outtime))
+            # the ED row ends when the first unit takes the patient (before ED outtime when an ICU bed is ready)
+            rows.append((adm.ed.intime, 0, adm.hadm_id, "ED", "Emergency Department", adm.ed.intime,
+                         min(adm.ed.outtime, adm.segments[0].intime)))
         for i, seg in enumerate(adm.segments):
             rows.append((seg.intime, 1, adm.hadm_id, "admit" if i == 0 else "transfer", seg.careunit, seg.intime,
                          seg.outtime))

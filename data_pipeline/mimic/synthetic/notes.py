@@ -1,5 +1,7 @@
-"""note module: discharge summaries (one per admission, charted at/after discharge) and radiology reports, with
-their *_detail rows. Text follows the MIMIC-IV-Note layout (section headers, ``___`` for de-identified spans)."""
+"""note module: discharge summaries (one per admission) and radiology reports, with their *_detail rows, timed
+as MIMIC-IV-Note times them: a discharge note's ``charttime`` is the discharge *date* at 00:00:00 and its
+``storetime`` when it was signed (around discharge, sometimes a little before the patient leaves, often hours to
+a day later); a radiology report's ``storetime`` is hours after the exam. Text follows the MIMIC-IV-Note layout (section headers, ``___`` for de-identified spans)."""
 
 from __future__ import annotations
 
@@ -111,10 +113,10 @@ def write_discharge(ctx: Ctx, p: Patient, k: int, plan: CarePlan, complaint: str
     rng = plan_rng(ctx.seed, p, k, 9)
     seq.ds += 1
     note_id = f"{p.subject_id}-DS-{seq.ds}"
-    chart = adm.dischtime + int(rng.uniform(0, 6) * HOUR)
+    chart = clock.date(adm.dischtime) + " 00:00:00"  # date precision, like the real notes
+    store = max(clock.midnight(adm.dischtime) + HOUR, adm.dischtime + int(rng.uniform(-3, 30) * HOUR))
     ctx.writer.add("note/discharge", note_id=note_id, subject_id=p.subject_id, hadm_id=adm.hadm_id, note_type="DS",
-                   note_seq=seq.ds, charttime=clock.ts(chart),
-                   storetime=clock.ts(chart + int(rng.uniform(1, 30) * HOUR)),
+                   note_seq=seq.ds, charttime=chart, storetime=clock.ts(store),
                    text=discharge_text(p, adm, plan, complaint))
     ctx.writer.add("note/discharge_detail", note_id=note_id, subject_id=p.subject_id, field_name="author",
                    field_value="___", field_ordinal=1)

@@ -293,12 +293,18 @@ def test_medication_tables_share_ids(root):
     assert set(raw(root, "hosp/poe_detail")["poe_id"]) <= set(poe["poe_id"])
 
 
-def test_discharge_notes_one_per_admission_after_discharge(root):
+def test_discharge_notes_one_per_admission_charted_at_the_discharge_date(root):
     notes = raw(root, "note/discharge")
     adm = raw(root, "hosp/admissions").set_index("hadm_id")
     assert sorted(notes["hadm_id"]) == sorted(adm.index)
     disch = times(adm.loc[notes["hadm_id"]].reset_index(), "dischtime")
-    assert (times(notes, "charttime").to_numpy() >= disch.to_numpy()).all()
+    chart, store = times(notes, "charttime"), times(notes, "storetime")
+    # MIMIC-IV-Note: charttime = discharge date 00:00:00, signed (storetime) later that day or after
+    assert (chart.to_numpy() == disch.dt.normalize().to_numpy()).all()
+    assert (notes["charttime"].str.endswith(" 00:00:00")).all()
+    assert (store.to_numpy() > chart.to_numpy()).all()
+    assert (store.to_numpy() > disch.to_numpy()).mean() > 0.5
+    assert (store.to_numpy() < disch.to_numpy()).any()  # some are signed before the patient leaves
     assert notes["text"].str.contains("___", regex=False).all()
     assert notes["text"].str.contains(r"(?m)^Chief Complaint:", regex=True).all()
     assert notes["text"].str.contains("History of Present Illness:", regex=False).all()
@@ -441,3 +447,21 @@ def test_risk_label_has_both_classes(risk_labels, task):
 def test_ed_critical_outcome_has_both_classes(risk_labels):
     critical = risk_labels["ED_ICU_Tranfer_12hour"] | risk_labels["ED_Inpatient_Mortality"]
     assert critical.any() and (~critical).any()
+
+
+def test_results_and_reports_are_stored_after_they_are_charted(root):
+    lab = raw(root, "hosp/labevents")
+    assert (times(lab, "storetime") > times(lab, "charttime")).all()
+    rad = raw(root, "note/radiology")
+    assert (times(rad, "storetime") > times(rad, "charttime")).all()
+
+
+def test_ed_boarding_admission_and_icu_start_before_ed_outtime(root):
+    ed = raw(root, "ed/edstays")
+    ed = ed[ed["hadm_id"] != ""].set_index("hadm_id")
+    adm = raw(root, "hosp/admissions").set_index("hadm_id").loc[ed.index]
+    assert (times(adm, "admittime").to_numpy() < times(ed, "outtime").to_numpy()).all()
+    icu = raw(root, "icu/icustays")
+    first = icu.assign(t=times(icu, "intime")).groupby("hadm_id")["t"].min()
+    linked = first[first.index.isin(ed.index)]
+    assert (linked.to_numpy() < times(ed.loc[linked.index], "outtime").to_numpy()).any()
