@@ -15,6 +15,10 @@
 5. **Write** (driver, streaming): the rendered parts, a bounded slice at a time in shard order, to jsonl + parquet
    + provenance + summary per dataset, committed atomically; a dataset whose ``_SUCCESS.json`` fingerprint
    matches is skipped.
+
+**Leakage audit.** Every rendered sample is checked by the leakage auditor (:mod:`audit`, full rules whatever
+``leakage_rules`` says) in the render workers; the per-task table is printed, and a build with leaking samples
+stops before committing anything (:class:`LeakageError`) unless ``audit.allow_leaks``.
 """
 
 from __future__ import annotations
@@ -41,8 +45,12 @@ from data_pipeline.datasets.shards import (empty_export_stats, export_parts, in_
 from data_pipeline.datasets.stages import index_shards_to_parts
 
 log = logging.getLogger(__name__)
-INDEX_VERSION = 2
-RENDER_VERSION = 2
+INDEX_VERSION = 3
+RENDER_VERSION = 3
+
+
+class LeakageError(RuntimeError):
+    """The audit found samples that show what the model could not have known at prediction time."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +107,9 @@ def build_index(cfg: BuildDatasetsConfig, shards: list[Path], tasks: list[str], 
     """The candidate-instance index of every shard as parquet parts under ``<work>/index`` (written by the
     workers, never collected) and its fingerprint; reused when the fingerprint matches."""
     stat = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in shards]
+    rules = cfg.leakage_rules.model_dump()
     fp = _fingerprint({"v": INDEX_VERSION, "shards": stat, "tasks": tasks, "test_ratio": cfg.test_ratio,
-                       "salt": cfg.split_salt})
+                       "salt": cfg.split_salt, "rules": rules})
     folder, marker = work / "index", work / "index.json"
     if not cfg.overwrite and marker.is_file():
         done = json.loads(marker.read_text())
@@ -114,7 +123,7 @@ def build_index(cfg: BuildDatasetsConfig, shards: list[Path], tasks: list[str], 
     folder.mkdir(parents=True)
     paths, seen, rows = [], set(), 0
     for batch in _map_parts(cfg, [str(p) for p in shards], index_shards_to_parts, tasks=tasks,
-                            test_ratio=cfg.test_ratio, salt=cfg.split_salt, out_dir=str(folder)):
+                            test_ratio=cfg.test_ratio, salt=cfg.split_salt, out_dir=str(folder), rules=rules):
         for part in batch.to_pylist():
             paths.append(part["path"])
             seen.update(part["tables"])
@@ -184,7 +193,8 @@ def build_datasets(cfg: BuildDatasetsConfig) -> dict[str, dict]:
         # the whole index counts: the candidate vocabularies come from the train split whichever split is drawn
         fp = _fingerprint({"v": RENDER_VERSION, "index": index.fingerprint,
                            "preset": preset.model_dump(), "seed": cfg.seed, "tokens": cfg.max_input_tokens,
-                           "tokenizer": cfg.tokenizer_path, "cands": cfg.max_candidates})
+                           "tokenizer": cfg.tokenizer_path, "cands": cfg.max_candidates,
+                           "style": cfg.instruction_style, "audit": cfg.audit.model_dump()})
         presets[preset.name] = (preset, fp)
         if not cfg.overwrite and is_finished(out / preset.name, fp):
             log.info("%s: finished output with the same fingerprint exists, skipping", preset.name)
@@ -233,8 +243,11 @@ def _build(cfg, out: Path, shards, index: IndexParts, tasks: list[str], todo: li
         for stale in [*out.glob(f".{preset.name}.tmp-*"), *out.glob(f".{preset.name}.old-*")]:
             shutil.rmtree(stale, ignore_errors=True)
     writers = {preset.name: DatasetWriter(out, preset.name) for preset, _ in todo}
+    options = {preset.name: {"truncate": preset.truncate, "min_context": preset.min_context_events}
+               for preset, _ in todo}
     try:
-        results = render_and_write(cfg, selected, vocab, writers, work / "rendered")
+        results = render_and_write(cfg, selected, vocab, writers, work / "rendered", options)
+        check_leaks(cfg, results)
         for preset, fp in todo:
             writers[preset.name].commit(_summary(preset.name, preset, pools[preset.name], notes,
                                                  results[preset.name], tasks), fp)
@@ -246,7 +259,30 @@ def _build(cfg, out: Path, shards, index: IndexParts, tasks: list[str], todo: li
         shutil.rmtree(work / scratch, ignore_errors=True)
 
 
-def render_and_write(cfg, selected: dict[str, str], vocab, writers: dict[str, DatasetWriter], folder: Path) -> dict:
+def check_leaks(cfg, results: dict[str, dict]) -> None:
+    """Print the audit's per-task table; stop the build when samples leak (unless ``audit.allow_leaks``)."""
+    if not cfg.audit.enabled:
+        return
+    leaking = {name: st["leaking"] for name, st in results.items()}
+    for name, st in results.items():
+        rows = [f"  {task:<26} {st['samples'][task]:>8} {st['leaking'][task]:>8}"
+                for task in sorted(set(st["samples"]) | set(st["leaking"]))]
+        print(f"leakage audit of {name}: {sum(st['leaking'].values())} leaking of {sum(st['samples'].values())} "
+              f"samples\n  {'task':<26} {'samples':>8} {'leaking':>8}\n" + "\n".join(rows), flush=True)
+    total = sum(sum(c.values()) for c in leaking.values())
+    if total and not cfg.audit.allow_leaks:
+        examples = [e for st in results.values() for e in st["leak_examples"]][:5]
+        raise LeakageError(
+            f"{total} exported samples leak information not available at their prediction time "
+            f"({', '.join(f'{n}: {dict(c)}' for n, c in leaking.items() if c)}); e.g. "
+            + "; ".join(f"{t} idx {i}: {why}" for t, i, why in examples)
+            + ". Nothing was committed. Keep leakage_rules on, or set audit.allow_leaks=true to write them anyway.")
+    if total:
+        log.warning("%d leaking samples written (audit.allow_leaks=true)", total)
+
+
+def render_and_write(cfg, selected: dict[str, str], vocab, writers: dict[str, DatasetWriter], folder: Path,
+                     options: dict[str, dict] | None = None) -> dict:
     """Render the selected samples on an actor pool and stream them to ``writers`` (one per dataset).
 
     ``selected`` maps each timeline shard with selected rows to its selection file (:mod:`shards`), in shard
@@ -273,7 +309,10 @@ def render_and_write(cfg, selected: dict[str, str], vocab, writers: dict[str, Da
                                                max_tasks_in_flight_per_actor=1),
             fn_constructor_kwargs={"vocabularies": [ray.put(vocab)], "max_input_tokens": cfg.max_input_tokens,
                                    "tokenizer_path": cfg.tokenizer_path, "seed": cfg.seed,
-                                   "max_candidates": cfg.max_candidates})
+                                   "max_candidates": cfg.max_candidates,
+                                   "rules": cfg.leakage_rules.model_dump(),
+                                   "instruction_style": cfg.instruction_style, "datasets": options or {},
+                                   "audit": cfg.audit.enabled})
         done = ((r["shard"], r["path"]) for b in ds.iter_batches(batch_format="pyarrow", batch_size=None)
                 for r in b.to_pylist())
         for part in in_order(done, order):  # shard order whatever order the actors finish in
@@ -297,6 +336,9 @@ def _summary(name, preset, pools, notes, st, tasks) -> dict:
         rows.append({"task": task, "kind": "RP" if risk else "DM", "pool": int(pools.get(task, 0)),
                      "samples": st["samples"][task], "yes": st["yes"][task] if risk else None,
                      "no": st["no"][task] if risk else None, "too_long": st["too_long"][task],
-                     **({"note": notes[task]} if task in notes else {})})
+                     "emptied": st["emptied"][task], "leaking": st["leaking"][task],
+                     **({"note": notes[task]} if task in notes else
+                        {"note": "not in this preset"} if not preset.includes(task) else {})})
     return {"dataset": name, "split": preset.split, "samples": sum(st["samples"].values()),
-            "patients": len(st["patients"]), "preset": preset.model_dump(), "tasks": rows}
+            "patients": len(st["patients"]), "leaking": sum(st["leaking"].values()),
+            "preset": preset.model_dump(), "tasks": rows}

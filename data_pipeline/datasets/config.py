@@ -54,6 +54,14 @@ class DatasetPreset(BaseModel):
     max_context_events: int | None = Field(100, ge=1)
     #: Patients with more events than this are dropped (reference: 1200; None = keep all).
     max_patient_events: int | None = Field(1200, ge=1)
+    #: The reference's filter for procedure and diagnosis samples: the 24 h window covers the admission event
+    #: (``data_index_gen.py``: admissions_id > context_begin or NaN). False keeps every such sample.
+    admission_window_filter: bool = True
+    #: Left-truncate inputs to the build's ``max_input_tokens``. EHR-Bench: false (the evaluator truncates to
+    #: its model's own budget; the reference truncated only at the model).
+    truncate: bool = True
+    #: Tasks this dataset leaves out (EHR-Bench: the ``discharge`` generation task, as in the reference's 45).
+    exclude_tasks: list[str] = []
     decision_making: TaskSampling = TaskSampling()
     risk_prediction: TaskSampling = TaskSampling()
     tasks: dict[str, TaskSamplingOverride] = {}
@@ -72,6 +80,24 @@ class DatasetPreset(BaseModel):
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; known tasks: {', '.join(task_names())}")
         return out
+
+    @field_validator("exclude_tasks")
+    @classmethod
+    def _known_excluded(cls, value: list[str]) -> list[str]:
+        from data_pipeline.tasks import canonical_name, task_names
+
+        out, unknown = [], []
+        for name in value:
+            try:
+                out.append(canonical_name(name))
+            except KeyError:
+                unknown.append(name)
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown} in exclude_tasks; known tasks: {', '.join(task_names())}")
+        return out
+
+    def includes(self, task: str) -> bool:
+        return task not in self.exclude_tasks
 
     @model_validator(mode="after")
     def _window(self) -> "DatasetPreset":
@@ -110,6 +136,28 @@ def load_preset(name: str, overrides: dict[str, Any] | None = None) -> DatasetPr
     return DatasetPreset.model_validate(data)
 
 
+class LeakageRulesConfig(BaseModel):
+    """The history cut's leakage rules (:class:`data_pipeline.tasks.availability.LeakageRules`). Switching
+    one off reproduces the reference's leaks (for studies of them); the audit then refuses the build unless
+    ``audit.allow_leaks``."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: Cut on when information is available (storetime, discharge, end of a date-only day), not when charted.
+    availability: bool = True
+    #: ED windows hold nothing of the admission the ED stay led to; admission/ICU windows nothing of its
+    #: discharge note, diagnoses, DRG codes.
+    window_rules: bool = True
+
+
+class AuditConfig(BaseModel):
+    """The leakage audit the build runs on every rendered sample (:mod:`data_pipeline.datasets.audit`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    #: Finish (and write) even when samples leak; the summary still counts them. Off: the build stops.
+    allow_leaks: bool = False
+
+
 class BuildDatasetsConfig(BaseModel):
     """``ray_jobs/build_datasets.py``: timelines -> EHR-Ins / EHR-Bench."""
 
@@ -134,6 +182,11 @@ class BuildDatasetsConfig(BaseModel):
     #: Local HF tokenizer for exact counts; None = the documented approximate counter.
     tokenizer_path: str | None = None
     max_candidates: int = Field(100, ge=2)
+    #: ``reference``: the published EHR-R1 instruction strings (typos included; what the released weights saw);
+    #: ``clean``: plain rewording.
+    instruction_style: Literal["reference", "clean"] = "reference"
+    leakage_rules: LeakageRulesConfig = Field(default_factory=LeakageRulesConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     #: Parallel index tasks / rendering actors and the CPU each reserves (keep the total below the cluster's,
     #: or the shard reads starve).
     num_workers: int = Field(2, ge=1)

@@ -9,10 +9,13 @@ Layout of one dataset ``<output_dir>/<name>/``::
     _SUCCESS.json              fingerprint of the inputs; a re-run with the same fingerprint skips the dataset
 
 HF record keys (the published EHR-Bench keys plus ``idx``): ``idx``, ``instruction``, ``input``, ``output``,
-``candidates``, ``task_info`` = {``task``, ``target_key``, ``events``, ``metric``, ``target``, ``label``}.
-``task_info.task`` is an addition (the published files carry the task only implicitly); ``events`` is the anchor
-event's table, ``target`` the label list, ``label`` the output text. Subject and admission ids never appear in
-these records, only in the provenance file.
+``candidates``, ``task_info`` = {``task``, ``target_key``, ``events``, ``metric``, ``target``, ``label``} plus
+the sample's provenance {``subject_id``, ``hadm_id``, ``stay_id``, ``anchor``, ``anchor_time``,
+``prediction_time``}: ``anchor`` is the anchor event's position in the patient's timeline, ``prediction_time``
+the time after which nothing is shown (the leakage auditor checks every sample against it). ``task_info.task``
+and the provenance fields are additions to the published keys; ``events`` is the anchor event's table,
+``target`` the label list, ``label`` the output text. The ids are MIMIC-IV's own: a dataset built from real
+MIMIC-IV falls under its data use agreement like the source files.
 
 Every file is written under a temporary name in a temporary directory that replaces the final one in a single
 rename, so a crash never leaves a half-written dataset that looks finished.
@@ -30,12 +33,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 TASK_INFO = pa.struct([("task", pa.string()), ("target_key", pa.string()), ("events", pa.string()),
-                       ("metric", pa.string()), ("target", pa.list_(pa.string())), ("label", pa.string())])
+                       ("metric", pa.string()), ("target", pa.list_(pa.string())), ("label", pa.string()),
+                       ("subject_id", pa.int64()), ("hadm_id", pa.string()), ("stay_id", pa.string()),
+                       ("anchor", pa.int64()), ("anchor_time", pa.string()), ("prediction_time", pa.string())])
 HF_SCHEMA = pa.schema([("idx", pa.int64()), ("instruction", pa.string()), ("input", pa.string()),
                        ("output", pa.string()), ("candidates", pa.list_(pa.string())), ("task_info", TASK_INFO)])
 PROVENANCE_COLUMNS = ["idx", "task", "subject_id", "hadm_id", "anchor", "context_begin", "context_end",
                       "context_ids", "admissions_id", "last_discharge_id", "prediction_time", "n_tokens",
-                      "dropped_events", "dropped_previous_discharge"]
+                      "dropped_events", "dropped_previous_discharge", "stay_id", "anchor_time", "leaks"]
 SUCCESS = "_SUCCESS.json"
 
 
@@ -135,10 +140,12 @@ def format_summary(summary: dict) -> str:
     """A printable per-task count table for one dataset's summary."""
     lines = [f"{summary['dataset']} ({summary['split']} split): {summary['samples']} samples, "
              f"{summary['patients']} patients",
-             f"{'task':<26} {'kind':<4} {'pool':>8} {'samples':>8} {'yes':>6} {'no':>6} {'too_long':>8}  note"]
+             f"{'task':<26} {'kind':<4} {'pool':>8} {'samples':>8} {'yes':>6} {'no':>6} {'too_long':>8} "
+             f"{'emptied':>7} {'leaking':>7}  note"]
     for row in summary["tasks"]:
         yes = "" if row.get("yes") is None else row["yes"]
         no = "" if row.get("no") is None else row["no"]
         lines.append(f"{row['task']:<26} {row['kind']:<4} {row['pool']:>8} {row['samples']:>8} {yes!s:>6} {no!s:>6} "
-                     f"{row['too_long']:>8}  {row.get('note', '')}")
+                     f"{row['too_long']:>8} {row.get('emptied', 0):>7} {row.get('leaking', 0):>7}  "
+                     f"{row.get('note', '')}")
     return "\n".join(lines)

@@ -39,7 +39,8 @@ def preset_spec(preset, tasks: list[str]) -> dict:
     """The picklable part of a :class:`config.DatasetPreset` the passes need: split, filters, mode per task."""
     return {"name": preset.name, "split": preset.split, "min": preset.min_context_events,
             "max": preset.max_context_events, "max_patient": preset.max_patient_events,
-            "modes": {t: preset.sampling_for(t)[1] for t in tasks}}
+            "admission_filter": preset.admission_window_filter,
+            "modes": {t: preset.sampling_for(t)[1] for t in tasks if preset.includes(t)}}
 
 
 def filter_mask(table: pa.Table, spec: dict) -> pa.ChunkedArray:
@@ -49,6 +50,8 @@ def filter_mask(table: pa.Table, spec: dict) -> pa.ChunkedArray:
         mask = pc.and_(mask, pc.less(table["n_context"], spec["max"]))
     if spec["max_patient"] is not None:
         mask = pc.and_(mask, pc.less_equal(table["n_patient_events"], spec["max_patient"]))
+    if spec.get("admission_filter") and "covers_admission" in table.column_names:
+        mask = pc.and_(mask, table["covers_admission"])
     return mask
 
 
@@ -210,7 +213,7 @@ def read_parts(paths: Iterable[str], columns: list[str] | None = None) -> Iterat
 def stats_udf(paths: pa.Table, specs: list[dict], vocab_tasks: list[str]) -> Iterator[pa.Table]:
     """Ray Data UDF over index part paths: one row holding the pickled, merged statistics of the parts."""
     total = empty_stats()
-    cols = ["task", "split", "labels", "n_context", "n_patient_events"]
+    cols = ["task", "split", "labels", "n_context", "n_patient_events", "covers_admission"]
     for table in read_parts(paths.column("path").to_pylist(), cols):
         merge_stats(total, part_stats(table, specs, vocab_tasks))
     total["datasets"] = dict(total["datasets"])
@@ -240,8 +243,10 @@ def number_selection(survivors: pa.Table, plans: list[dict]) -> dict[str, pd.Dat
 def select(index: pd.DataFrame, preset, tasks: list[str], seed: int) -> tuple[pd.DataFrame, dict]:
     """In-memory reference of one dataset's selection (small indexes, tests): the sampled rows with ``idx`` and
     the per-task pool sizes after the filters. The streaming build selects the same rows."""
-    rows = index[(index["split"] == preset.split) & index["task"].isin(tasks)]
+    rows = index[(index["split"] == preset.split) & index["task"].isin([t for t in tasks if preset.includes(t)])]
     rows = apply_filters(rows, preset.min_context_events, preset.max_context_events, preset.max_patient_events)
+    if preset.admission_window_filter and "covers_admission" in rows.columns:
+        rows = rows[rows["covers_admission"].astype(bool)]
     pools = rows["task"].value_counts().to_dict()
     chosen = sample_dataset(rows, preset.plan([t for t in tasks if pools.get(t)]), seed)
     return chosen.assign(dataset=preset.name), pools

@@ -136,7 +136,8 @@ def in_order(done: Iterable[tuple[str, str]], order: list[str]) -> Iterator[str]
 
 
 def empty_export_stats() -> dict:
-    return {"samples": Counter(), "yes": Counter(), "no": Counter(), "too_long": Counter(), "patients": set()}
+    return {"samples": Counter(), "yes": Counter(), "no": Counter(), "too_long": Counter(), "emptied": Counter(),
+            "leaking": Counter(), "leak_examples": [], "patients": set()}
 
 
 def export_parts(parts: Iterable[str], writers: dict, stats: dict[str, dict], max_bytes: int = 128 << 20) -> int:
@@ -183,11 +184,16 @@ def _batch_ends(f: pq.ParquetFile, i: int) -> bool:
 
 
 def _count(st: dict, part: pa.Table) -> None:
-    for task, fits, output, sid in zip(*(part[c].to_pylist() for c in ("task", "fits", "output", "subject_id"))):
+    cols = ("task", "fits", "output", "subject_id", "drop_reason", "leaks", "idx")
+    for task, fits, output, sid, drop, leaks, idx in zip(*(part[c].to_pylist() for c in cols)):
         if not fits:
-            st["too_long"][task] += 1
+            st["emptied" if drop == "context_after_truncation" else "too_long"][task] += 1
             continue
         st["samples"][task] += 1
         st["patients"].add(sid)
         if output in ("yes", "no"):
             st[output][task] += 1
+        if leaks:
+            st["leaking"][task] += 1
+            if len(st["leak_examples"]) < 20:
+                st["leak_examples"].append((task, idx, leaks.split("; ")[0]))

@@ -21,8 +21,11 @@ from data_pipeline.events import PatientTimeline
 from data_pipeline.render import render_event
 from data_pipeline.tasks import get_task
 from data_pipeline.tasks.assembly import assemble_parts, output_text, sample_context
+from data_pipeline.tasks.availability import LeakageRules
 from data_pipeline.tasks.candidates import Vocabulary, make_candidates
-from data_pipeline.tasks.history import TimelineIndex
+from data_pipeline.tasks.decision_making import covers_admission
+from data_pipeline.tasks.history import TimelineIndex, norm_id
+from data_pipeline.tasks.instructions import instruction_for
 from data_pipeline.tasks.spec import Instance
 
 TABLES_ROW = "__tables__"
@@ -33,6 +36,8 @@ INDEX_SCHEMA = pa.schema([
     ("labels", pa.list_(pa.string())), ("admissions_id", pa.int64()), ("last_discharge_id", pa.int64()),
     ("anchor_in_context", pa.bool_()), ("event", pa.string()), ("n_context", pa.int64()),
     ("n_patient_events", pa.int64()), ("split", pa.string()),
+    # the reference's 24 h-covers-the-admission filter (procedure/diagnosis tasks; True for the others)
+    ("covers_admission", pa.bool_()),
 ])
 
 SAMPLE_SCHEMA = pa.schema([
@@ -45,6 +50,11 @@ SAMPLE_SCHEMA = pa.schema([
     ("context_end", pa.int64()), ("context_ids", pa.list_(pa.int64())), ("admissions_id", pa.int64()),
     ("last_discharge_id", pa.int64()), ("prediction_time", pa.string()), ("n_tokens", pa.int64()),
     ("dropped_events", pa.int64()), ("dropped_previous_discharge", pa.bool_()), ("fits", pa.bool_()),
+    ("stay_id", pa.string()), ("anchor_time", pa.string()),
+    # why a sample is not exported ("" = exported): too_long, context_after_truncation
+    ("drop_reason", pa.string()),
+    # the auditor's findings ("" = clean), ``; ``-joined
+    ("leaks", pa.string()),
     # the HF record serialised as one jsonl line, made in the (parallel) workers rather than the writing driver
     ("json", pa.string()),
 ])
@@ -55,25 +65,28 @@ def _timelines(batch: pa.Table):
         yield PatientTimeline.from_row({"subject_id": sid, "events": events})
 
 
-def index_batch(batch: pa.Table, tasks: list[str], test_ratio: float, salt: str) -> pa.Table:
+def index_batch(batch: pa.Table, tasks: list[str], test_ratio: float, salt: str,
+                rules: dict | None = None) -> pa.Table:
     """Candidate-instance rows of every patient in ``batch`` (a timeline shard slice)."""
     specs = [get_task(t) for t in tasks]
+    leakage = LeakageRules.from_dict(rules)
     rows: list[dict] = []
     seen: set[str] = set()
     for tl in _timelines(batch):
-        ix = TimelineIndex(tl)
+        ix = TimelineIndex(tl, leakage)
         seen.update(e.file_name for e in tl.events)
         split = patient_split(tl.subject_id, test_ratio, salt)
         for spec in specs:
             for inst in spec.generate(ix):
                 row = inst.to_row()
                 row.update(event=ix.events[inst.anchor].file_name, n_context=len(sample_context(ix, inst, spec)),
-                           n_patient_events=len(tl.events), split=split)
+                           n_patient_events=len(tl.events), split=split,
+                           covers_admission=covers_admission(ix, inst) if spec.admission_window_filter else True)
                 rows.append(row)
     rows.append({"task": TABLES_ROW, "subject_id": -1, "hadm_id": "", "anchor": -1, "context_begin": -1,
                  "context_end": -1, "prediction_time": "", "labels": sorted(seen), "admissions_id": -1,
                  "last_discharge_id": -1, "anchor_in_context": False, "event": "", "n_context": 0,
-                 "n_patient_events": 0, "split": ""})
+                 "n_patient_events": 0, "split": "", "covers_admission": True})
     return pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
 
 
@@ -89,7 +102,7 @@ PART_SCHEMA = pa.schema([("path", pa.string()), ("rows", pa.int64()), ("tables",
 
 
 def index_shards_to_parts(paths: pa.Table, tasks: list[str], test_ratio: float, salt: str,
-                          out_dir: str) -> Iterator[pa.Table]:
+                          out_dir: str, rules: dict | None = None) -> Iterator[pa.Table]:
     """Ray Data UDF: each timeline shard's candidate index streamed to ``<out_dir>/<shard>.parquet`` by the worker
     (atomic rename), so the index never passes through the driver. Yields one small row per shard: the part's
     path, its row count and the event tables seen."""
@@ -106,7 +119,7 @@ def index_shards_to_parts(paths: pa.Table, tasks: list[str], test_ratio: float, 
         rows = 0
         with pq.ParquetWriter(tmp, INDEX_SCHEMA) as writer:
             for batch in read_shard(path):
-                table = index_batch(batch, tasks, test_ratio, salt)
+                table = index_batch(batch, tasks, test_ratio, salt, rules)
                 is_tables = pc.equal(table["task"], TABLES_ROW)
                 for labels in table.filter(is_tables)["labels"].to_pylist():
                     seen.update(labels)
@@ -126,17 +139,26 @@ class RenderWorker:
 
     ``selection`` maps subject_id -> list of selected index rows (each with ``dataset`` and ``idx``);
     ``vocabularies`` maps task -> :class:`Vocabulary` from the train split. Either may be a Ray ObjectRef
-    wrapped in a one-element list (so Ray Data passes it through untouched).
+    wrapped in a one-element list (so Ray Data passes it through untouched). ``datasets`` holds per-dataset
+    options: ``truncate`` (left-truncate to ``max_input_tokens``; EHR-Bench: no, the evaluator applies its own
+    budget) and ``min_context`` (the context-size filter, counted again after truncation). ``rules`` are the
+    leakage rules of the history cut (:class:`LeakageRules` fields); with ``audit`` every sample is checked by
+    the leakage auditor (always with the full rules) and its findings are kept in the ``leaks`` column.
     """
 
     def __init__(self, selection, vocabularies, max_input_tokens: int, tokenizer_path: str | None, seed: int,
-                 max_candidates: int):
+                 max_candidates: int, rules: dict | None = None, instruction_style: str = "reference",
+                 datasets: dict[str, dict] | None = None, audit: bool = True):
         self.selection: dict[int, list[dict]] = _deref(selection)
         self.vocab: dict[str, Vocabulary] = _deref(vocabularies)
         self.max_tokens = max_input_tokens
         self.count = cached_counter(make_token_counter(tokenizer_path))
         self.seed = seed
         self.max_candidates = max_candidates
+        self.rules = LeakageRules.from_dict(rules)
+        self.instruction_style = instruction_style
+        self.datasets = datasets or {}
+        self.audit = audit
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         out: list[dict] = []
@@ -149,37 +171,64 @@ class RenderWorker:
             chosen = self.selection.get(tl.subject_id)
             if not chosen:
                 continue
-            ix = TimelineIndex(tl)
+            ix = TimelineIndex(tl, self.rules)
+            # the auditor always applies the full rules, whatever the build used
+            audit_ix = (ix if self.rules == LeakageRules() else TimelineIndex(tl)) if self.audit else None
             render = memo_renderer()
             for row in chosen:
-                out.append(self.render(ix, row, render))
+                out.append(self.render(ix, row, render, audit_ix))
             self.count.clear()
         return pa.Table.from_pylist(out, schema=SAMPLE_SCHEMA)
 
-    def render(self, ix: TimelineIndex, row: dict, render=None) -> dict:
+    def render(self, ix: TimelineIndex, row: dict, render=None, audit_ix: TimelineIndex | None = None) -> dict:
+        from data_pipeline.datasets.audit import audit_sample
+
         inst = Instance.from_row(row)
         spec = get_task(inst.task)
+        instruction = instruction_for(spec.name, self.instruction_style)
+        options = self.datasets.get(row["dataset"], {})
         parts = assemble_parts(ix, inst, spec, render=render)
-        cut = truncate_parts(parts, self.max_tokens, self.count, spec.instruction)
+        n_before = len(parts.context)
+        budget = self.max_tokens if options.get("truncate", True) else None
+        pin = 1 if inst.anchor_in_context and parts.context_ids and parts.context_ids[-1] == inst.anchor else 0
+        cut = truncate_parts(parts, budget, self.count, instruction, pinned_last=pin)
+        drop = "" if cut.fits else "too_long"
+        kept = len(cut.parts.context)
+        if not drop and kept < n_before and (kept == 0 or kept <= options.get("min_context", -1)):
+            drop = "context_after_truncation"  # never export an emptied (or filtered-out) context
         output = output_text(inst.labels)
         candidates = make_candidates(spec, inst.labels, self.vocab.get(spec.name),
                                      candidate_seed(self.seed, row["dataset"], row["idx"]), self.max_candidates)
         text = cut.parts.text()
-        record = {"idx": int(row["idx"]), "instruction": spec.instruction, "input": text, "output": output,
+        anchor_event = ix.events[inst.anchor]
+        stay_id = norm_id((anchor_event.items[0] if anchor_event.items else {}).get("stay_id")) or ""
+        leaks = []
+        if audit_ix is not None:
+            leaks = audit_sample(audit_ix, spec, anchor=inst.anchor, hadm_id=inst.hadm_id,
+                                 context_ids=cut.parts.context_ids,
+                                 admissions_id=inst.admissions_id if spec.show_admission else -1,
+                                 last_discharge_id=inst.last_discharge_id,
+                                 prediction_time=inst.prediction_time,
+                                 previous_discharge_shown=not cut.dropped_previous_discharge)
+        record = {"idx": int(row["idx"]), "instruction": instruction, "input": text, "output": output,
                   "candidates": candidates, "task_info": {
-                      "task": spec.name, "target_key": spec.target_key, "events": ix.events[inst.anchor].file_name,
-                      "metric": spec.metric, "target": list(inst.labels), "label": output}}
+                      "task": spec.name, "target_key": spec.target_key, "events": anchor_event.file_name,
+                      "metric": spec.metric, "target": list(inst.labels), "label": output,
+                      "subject_id": inst.subject_id, "hadm_id": inst.hadm_id or "", "stay_id": stay_id,
+                      "anchor": inst.anchor, "anchor_time": anchor_event.starttime or "",
+                      "prediction_time": inst.prediction_time}}
         return {
-            "dataset": row["dataset"], "idx": int(row["idx"]), "instruction": spec.instruction,
+            "dataset": row["dataset"], "idx": int(row["idx"]), "instruction": instruction,
             "input": text, "output": output, "candidates": candidates, "task": spec.name,
-            "target_key": spec.target_key, "events": ix.events[inst.anchor].file_name, "metric": spec.metric,
+            "target_key": spec.target_key, "events": anchor_event.file_name, "metric": spec.metric,
             "target": list(inst.labels), "label": output,
             "subject_id": inst.subject_id, "hadm_id": inst.hadm_id or "", "anchor": inst.anchor,
             "context_begin": inst.context_begin, "context_end": inst.context_end, "context_ids": cut.parts.context_ids,
             "admissions_id": inst.admissions_id, "last_discharge_id": inst.last_discharge_id,
             "prediction_time": inst.prediction_time, "n_tokens": cut.n_tokens, "dropped_events": cut.dropped_events,
-            "dropped_previous_discharge": cut.dropped_previous_discharge, "fits": cut.fits,
-            "json": json.dumps(record, ensure_ascii=False),
+            "dropped_previous_discharge": cut.dropped_previous_discharge, "fits": not drop,
+            "stay_id": stay_id, "anchor_time": anchor_event.starttime or "", "drop_reason": drop,
+            "leaks": "; ".join(leaks), "json": json.dumps(record, ensure_ascii=False),
         }
 
 
@@ -189,8 +238,8 @@ class ShardRenderWorker(RenderWorker):
     time, never the whole selection; yields one small row per shard (``shards.DONE_SCHEMA``)."""
 
     def __init__(self, vocabularies, max_input_tokens: int, tokenizer_path: str | None, seed: int,
-                 max_candidates: int):
-        super().__init__({}, vocabularies, max_input_tokens, tokenizer_path, seed, max_candidates)
+                 max_candidates: int, **options):
+        super().__init__({}, vocabularies, max_input_tokens, tokenizer_path, seed, max_candidates, **options)
 
     def __call__(self, items: pa.Table) -> Iterator[pa.Table]:
         from pathlib import Path

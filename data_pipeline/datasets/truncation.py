@@ -4,7 +4,9 @@ Policy: the demographics and the admission header are always kept; the oldest ma
 previous admission's discharge note is dropped before any context event, then context events from the oldest
 on, until ``input + "\\n" + instruction`` fits. An event is never cut in the middle (the reference cut tokens on
 the left, which left half a table at the top of the prompt). A sample whose kept header alone is over budget
-is reported (``fits=False``) so the caller can drop it.
+is reported (``fits=False``) so the caller can drop it, and so is one whose pinned last event (the discharge note
+a readmission sample is about) does not fit: it is dropped and counted, never exported with an empty context.
+The caller also re-applies the context-size filter to the events left after truncation.
 
 Token counting: a Hugging Face tokenizer when one is configured; otherwise :func:`approx_token_count`, which
 counts each run of letters, each digit and each other non-space character as one token. Qwen-style BPE
@@ -76,18 +78,27 @@ class Truncated:
     fits: bool
 
 
-def truncate_parts(parts: SampleParts, max_tokens: int, count: TokenCounter = approx_token_count,
-                   instruction: str = "") -> Truncated:
-    """Drop whole events from the left until ``input + "\\n" + instruction`` has at most ``max_tokens`` tokens."""
+def truncate_parts(parts: SampleParts, max_tokens: int | None, count: TokenCounter = approx_token_count,
+                   instruction: str = "", pinned_last: int = 0) -> Truncated:
+    """Drop whole events from the left until ``input + "\\n" + instruction`` has at most ``max_tokens`` tokens.
+
+    ``max_tokens=None`` keeps everything (the count is still reported). The last ``pinned_last`` context events
+    are never dropped (the discharge note of a readmission sample *is* the input): when they do not fit with the
+    header, the sample does not fit (``fits=False``) rather than losing them.
+    """
     sep = count(SEPARATOR)
     fixed = count(parts.demographics) + count(parts.admission) + count("\n" + instruction) + 2 * sep
     prev = count(parts.previous_discharge)
     sizes = [count(c) + sep for c in parts.context]
     total = fixed + prev + sum(sizes)
+    if max_tokens is None:
+        exact = total if getattr(count, "additive", False) else count(parts.text() + "\n" + instruction)
+        return Truncated(parts, exact, 0, False, True)
+    droppable = max(len(sizes) - pinned_last, 0)
     start, drop_prev = 0, False
     if total > max_tokens and parts.previous_discharge:
         drop_prev, total = True, total - prev
-    while total > max_tokens and start < len(sizes):
+    while total > max_tokens and start < droppable:
         total -= sizes[start]
         start += 1
     out = SampleParts(parts.demographics, "" if drop_prev else parts.previous_discharge, parts.admission,
@@ -96,7 +107,7 @@ def truncate_parts(parts: SampleParts, max_tokens: int, count: TokenCounter = ap
         return Truncated(out, total, start, drop_prev, total <= max_tokens)
     # Per-piece counts can differ from the count of the joined text at piece boundaries: settle on the real one.
     exact = count(out.text() + "\n" + instruction)
-    while exact > max_tokens and out.context:
+    while exact > max_tokens and len(out.context) > pinned_last:
         out.context, out.context_ids = out.context[1:], out.context_ids[1:]
         start += 1
         exact = count(out.text() + "\n" + instruction)

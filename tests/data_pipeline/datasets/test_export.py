@@ -15,7 +15,9 @@ from data_pipeline.tasks.candidates import build_vocabulary
 from data_pipeline.tasks.examples import example_timeline
 
 HF_KEYS = {"idx", "instruction", "input", "output", "candidates", "task_info"}
-INFO_KEYS = {"task", "target_key", "events", "metric", "target", "label"}
+INFO_KEYS = {"task", "target_key", "events", "metric", "target", "label",
+             # provenance of every sample (the leakage auditor checks against it)
+             "subject_id", "hadm_id", "stay_id", "anchor", "anchor_time", "prediction_time"}
 
 
 def shard() -> pa.Table:
@@ -79,7 +81,10 @@ def test_written_files_load_with_hf_datasets(tmp_path, samples):
         assert len(ds) == samples.num_rows
         assert set(ds.column_names) == HF_KEYS
         assert set(ds[0]["task_info"]) == INFO_KEYS
-        assert "subject_id" not in json.dumps(ds[0])
+        info = ds[0]["task_info"]
+        assert info["subject_id"] == samples.column("subject_id")[0].as_py()
+        assert str(info["prediction_time"]) == samples.column("prediction_time")[0].as_py()  # json: HF parses times
+        assert info["anchor"] == samples.column("anchor")[0].as_py()
     assert js["idx"] == pa_ds["idx"] == samples.column("idx").to_pylist()
     assert js[5]["input"] == pa_ds[5]["input"] == samples.column("input")[5].as_py()
     assert pq.read_schema(final / "ehr_bench.parquet").equals(HF_SCHEMA)
