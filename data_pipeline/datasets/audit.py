@@ -7,7 +7,7 @@ anything its task family must never show (:mod:`data_pipeline.tasks.windows`):
   note of a readmission sample, which *is* the input, excepted);
 * a context event of a table the task bans, or one its family's window rule forbids (ED windows: anything of
   the admission the ED stay led to; admission/ICU windows: that admission's discharge note, diagnoses, DRG);
-* the anchor event itself in a decision-making sample (it is the answer);
+* the anchor event itself in a decision-making sample (it is the answer; a risk sample starts at its anchor);
 * an admission header that starts at or after ``t``, or any admission header in an ED sample (being admitted
   is the ED_Hospitalization outcome); a previous-admission discharge note not available before ``t`` or of
   the same admission.
@@ -44,10 +44,11 @@ def audit_sample(ix: TimelineIndex, spec: TaskSpec, *, anchor: int, hadm_id: str
     leaks: list[str] = []
     for k in context_ids:
         name = ix.events[k].file_name
-        if k == anchor:
-            if spec.window != "note":
-                leaks.append(f"anchor: the predicted {name} event is in the input")
+        if k == anchor and not spec.is_risk:
+            leaks.append(f"anchor: the predicted {name} event is in the input")
             continue
+        if k == anchor and spec.window == "note":
+            continue  # the readmission sample's discharge note is its input
         avail = ix.avail[k]
         if avail is None or avail >= t:
             leaks.append(f"not yet available: {name} (available {avail}, prediction time {t})")
@@ -175,3 +176,33 @@ def audit_dataset(dataset_dir: str | Path, timelines_dir: str | Path) -> AuditRe
         raise ValueError(f"{dataset_dir}: samples of patients absent from {timelines_dir} (e.g. subject_id "
                          f"{missing}); audit a dataset against the timelines it was built from")
     return report
+
+
+class LeakageFound(RuntimeError):
+    """The audited datasets hold leaking samples."""
+
+
+def run_audit(cfg) -> dict[str, AuditReport]:
+    """Audit every dataset of an :class:`config.AuditDatasetConfig`; prints the per-task tables, writes the JSON
+    report and raises :class:`LeakageFound` on leaks when ``fail_on_leaks``."""
+    import json
+
+    from data_pipeline.datasets.export import atomic_write_text
+
+    root = Path(cfg.datasets_dir)
+    missing = [n for n in cfg.datasets if not (root / n).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"{root}: no dataset folder(s) {missing}; set datasets to the names of the folders "
+                                "ray_jobs.build_datasets wrote (e.g. ehr_ins, ehr_bench)")
+    reports = {}
+    for name in cfg.datasets:
+        reports[name] = audit_dataset(root / name, cfg.resolved_timelines_dir())
+        print(format_audit(reports[name], f"leakage audit of {name}"), flush=True)
+    report_path = Path(cfg.report_path) if cfg.report_path else root / "audit.json"
+    atomic_write_text(report_path, json.dumps({n: r.to_dict() for n, r in reports.items()}, indent=2))
+    total = sum(r.total_leaking for r in reports.values())
+    print(f"audit report: {report_path} ({total} leaking samples)", flush=True)
+    if total and cfg.fail_on_leaks:
+        raise LeakageFound(f"{total} leaking samples in {', '.join(n for n, r in reports.items() if r.total_leaking)}"
+                           f"; see the table above and {report_path}")
+    return reports

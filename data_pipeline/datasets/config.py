@@ -251,3 +251,35 @@ def timeline_config(data: dict[str, Any], output_dir: str):
     data = dict(data)
     data.setdefault("output_dir", str(Path(output_dir) / "timelines"))
     return TimelineConfig.model_validate(data)
+
+
+class AuditDatasetConfig(BaseModel):
+    """``ray_jobs/audit_dataset.py``: audit exported datasets against the timelines they were built from."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: Output folder of ``ray_jobs.build_datasets`` (holding ``<name>/provenance.parquet`` per dataset).
+    datasets_dir: str
+    #: Which datasets of ``datasets_dir`` to audit.
+    datasets: list[str] = ["ehr_ins", "ehr_bench"]
+    #: The timeline shards the datasets were built from (``build_timelines`` output or its ``timelines/``);
+    #: None = ``<datasets_dir>/timelines`` (where an embedded timelines build writes them).
+    timelines_dir: str | None = None
+    #: Where to write the report as JSON (None = ``<datasets_dir>/audit.json``).
+    report_path: str | None = None
+    #: Exit with an error when any sample leaks (for CI and pipelines); false only prints the table.
+    fail_on_leaks: bool = True
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check(self) -> "AuditDatasetConfig":
+        errors = []
+        if not self.datasets:
+            errors.append("datasets is empty; name at least one dataset folder of datasets_dir")
+        if len(set(self.datasets)) != len(self.datasets):
+            errors.append(f"datasets {self.datasets} name a dataset twice")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def resolved_timelines_dir(self) -> Path:
+        return Path(self.timelines_dir) if self.timelines_dir else Path(self.datasets_dir) / "timelines"
