@@ -201,6 +201,8 @@ class RenderWorker:
                                      candidate_seed(self.seed, row["dataset"], row["idx"]), self.max_candidates)
         text = cut.parts.text()
         anchor_event = ix.events[inst.anchor]
+        # null, not "", for an untimed anchor (diagnoses): HF's json loader reads the times as timestamps
+        anchor_time = anchor_event.starttime if anchor_event.starttime not in (None, "", "nan", "None") else None
         stay_id = norm_id((anchor_event.items[0] if anchor_event.items else {}).get("stay_id")) or ""
         leaks = []
         if audit_ix is not None:
@@ -215,7 +217,7 @@ class RenderWorker:
                       "task": spec.name, "target_key": spec.target_key, "events": anchor_event.file_name,
                       "metric": spec.metric, "target": list(inst.labels), "label": output,
                       "subject_id": inst.subject_id, "hadm_id": inst.hadm_id or "", "stay_id": stay_id,
-                      "anchor": inst.anchor, "anchor_time": anchor_event.starttime or "",
+                      "anchor": inst.anchor, "anchor_time": anchor_time,
                       "prediction_time": inst.prediction_time}}
         return {
             "dataset": row["dataset"], "idx": int(row["idx"]), "instruction": instruction,
@@ -227,7 +229,7 @@ class RenderWorker:
             "admissions_id": inst.admissions_id, "last_discharge_id": inst.last_discharge_id,
             "prediction_time": inst.prediction_time, "n_tokens": cut.n_tokens, "dropped_events": cut.dropped_events,
             "dropped_previous_discharge": cut.dropped_previous_discharge, "fits": not drop,
-            "stay_id": stay_id, "anchor_time": anchor_event.starttime or "", "drop_reason": drop,
+            "stay_id": stay_id, "anchor_time": anchor_time, "drop_reason": drop,
             "leaks": "; ".join(leaks), "json": json.dumps(record, ensure_ascii=False),
         }
 

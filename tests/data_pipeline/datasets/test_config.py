@@ -70,3 +70,31 @@ def test_embedded_timelines_config_is_validated_with_its_own_class():
     with pytest.raises(ConfigError, match="timelines"):
         load_config(BuildDatasetsConfig, ROOT / "ray_jobs/configs/build_datasets/demo.yaml",
                     ["timelines.num_bukets=3"])
+
+
+def test_ehr_bench_preset_is_the_reference_45_tasks_untruncated_and_ehr_ins_keeps_discharge():
+    from data_pipeline.datasets.config import load_preset
+    from data_pipeline.tasks import task_names
+
+    bench, ins = load_preset("ehr_bench"), load_preset("ehr_ins")
+    assert [t for t in task_names() if bench.includes(t)] == [t for t in task_names() if t != "discharge"]
+    assert len([t for t in task_names() if bench.includes(t)]) == 45
+    assert not bench.truncate and ins.truncate and ins.includes("discharge")
+    assert bench.admission_window_filter and ins.admission_window_filter
+
+
+def test_leakage_and_audit_options_validate():
+    from data_pipeline.datasets.config import AuditDatasetConfig, BuildDatasetsConfig
+
+    cfg = BuildDatasetsConfig(timelines_dir="/x", output_dir="/y")
+    assert cfg.leakage_rules.availability and cfg.leakage_rules.window_rules
+    assert cfg.audit.enabled and not cfg.audit.allow_leaks and cfg.instruction_style == "reference"
+    with pytest.raises(ValueError):
+        BuildDatasetsConfig(timelines_dir="/x", output_dir="/y", instruction_style="fancy")
+    with pytest.raises(ValueError):
+        BuildDatasetsConfig(timelines_dir="/x", output_dir="/y", audit={"allow": True})
+    with pytest.raises(ValueError, match="exclude_tasks"):
+        BuildDatasetsConfig(timelines_dir="/x", output_dir="/y", sampling={"exclude_tasks": ["nope"]})
+    assert AuditDatasetConfig(datasets_dir="/d").resolved_timelines_dir().as_posix() == "/d/timelines"
+    with pytest.raises(ValueError, match="twice"):
+        AuditDatasetConfig(datasets_dir="/d", datasets=["a", "a"])

@@ -204,3 +204,23 @@ def test_index_parts_are_written_by_the_worker(tmp_path):
     assert meta["path"] == str(out / "part-00003.parquet") and [p.name for p in out.iterdir()] == [shard.name]
     assert part.num_rows == meta["rows"] > 0 and TABLES_ROW not in set(part["task"].to_pylist())
     assert part.schema.equals(INDEX_SCHEMA) and {"labevents", "edstays"} <= set(meta["tables"])
+
+
+@pytest.mark.parametrize("filter_on", [True, False])
+def test_admission_window_filter_and_excluded_tasks(index, filter_on):
+    """The reference's 24 h-covers-the-admission filter drops the example's procedure (day 3) and diagnoses
+    (discharge, day 6) samples unless turned off; EHR-Bench leaves the discharge task out."""
+    import pyarrow.compute as pc
+
+    diag = index.filter(pc.is_in(index["task"], pa.array(["procedures_icd", "diagnoses_icd", "diagnoses_ccs"])))
+    assert diag.num_rows and not any(diag["covers_admission"].to_pylist())
+    others = index.filter(pc.invert(pc.is_in(index["task"], pa.array(["procedures_icd", "procedures_ccs",
+                                                                       "diagnoses_icd", "diagnoses_ccs"]))))
+    assert all(others["covers_admission"].to_pylist())
+    presets = [load_preset(n, {**SMALL_CAPS, "admission_window_filter": filter_on}) for n in ("ehr_ins", "ehr_bench")]
+    chosen, stats = stream_select(index, presets, seed=0, n_parts=3)
+    for name in ("ehr_ins", "ehr_bench"):
+        pools = stats["datasets"][name]["pools"]
+        assert (pools["diagnoses_icd"] > 0) == (not filter_on)
+    assert stats["datasets"]["ehr_bench"]["pools"]["discharge"] == 0
+    assert "discharge" not in set(chosen["ehr_bench"]["task"])

@@ -95,3 +95,59 @@ def test_hf_tokenizer_counter(tmp_path):
     got = truncate_parts(parts(), 20, count, instruction="go")
     assert got.fits and got.n_tokens == count(got.parts.text() + "\n" + "go") <= 20
     assert got.parts.context == parts().context[-len(got.parts.context):] and got.dropped_events > 0
+
+
+@pytest.mark.parametrize("count", [approx_token_count, words], ids=["approx", "words"])
+def test_a_pinned_anchor_note_is_never_dropped_and_a_too_long_one_does_not_fit(count):
+    p = parts(3)
+    p.context[-1] = "## Discharge " + "word " * 200  # the readmission sample's own note, alone over budget
+    got = truncate_parts(p, 60, count, pinned_last=1)
+    assert got.parts.context == [p.context[-1]] and not got.fits  # dropped by the caller, never emptied
+    small = parts(3)
+    got = truncate_parts(small, 22, count, pinned_last=1)
+    assert got.parts.context[-1] == small.context[-1]
+
+
+def test_no_budget_keeps_everything():
+    p = parts(50)
+    got = truncate_parts(p, None, approx_token_count)
+    assert got.parts.context == p.context and got.fits and got.dropped_events == 0
+    assert got.n_tokens == approx_token_count(p.text() + "\n")
+
+
+def _render_one(task: str, anchor: int, max_tokens: int, datasets: dict):
+    from data_pipeline.datasets.stages import RenderWorker
+    from data_pipeline.tasks import get_task
+    from data_pipeline.tasks.examples import example_timeline
+    from data_pipeline.tasks.history import TimelineIndex
+
+    ix = TimelineIndex(example_timeline())
+    inst = next(i for i in get_task(task).generate(ix) if i.anchor == anchor)
+    worker = RenderWorker({}, {}, max_tokens, None, 0, 10, datasets=datasets)
+    return worker.render(ix, {**inst.to_row(), "dataset": "d", "idx": 0}, None, TimelineIndex(example_timeline()))
+
+
+def test_render_drops_a_sample_truncation_would_leave_empty():
+    from data_pipeline.tasks.examples import IDX
+
+    # ICU_Stay_7day shows several events; a budget that fits the header only would empty the context
+    row = _render_one("ICU_Stay_7day", IDX["icustays"], 120, {"d": {"truncate": True, "min_context": -1}})
+    assert row["context_ids"] == [] and not row["fits"] and row["drop_reason"] == "context_after_truncation"
+    # the context-size filter is applied again after truncation
+    row = _render_one("ICU_Stay_7day", IDX["icustays"], 400, {"d": {"truncate": True, "min_context": -1}})
+    kept = len(row["context_ids"])
+    assert row["dropped_events"] > 0 and kept > 0 and row["fits"]
+    row = _render_one("ICU_Stay_7day", IDX["icustays"], 400, {"d": {"truncate": True, "min_context": kept}})
+    assert row["drop_reason"] == "context_after_truncation" and not row["fits"]
+    # untruncated dataset (EHR-Bench default): everything kept whatever the budget
+    row = _render_one("ICU_Stay_7day", IDX["icustays"], 120, {"d": {"truncate": False, "min_context": -1}})
+    assert row["fits"] and row["dropped_events"] == 0 and len(row["context_ids"]) > 5
+    assert row["leaks"] == ""
+
+
+def test_render_drops_a_readmission_sample_whose_note_alone_is_over_budget():
+    from data_pipeline.tasks.examples import IDX
+
+    row = _render_one("Readmission_30day", IDX["note"], 64, {"d": {"truncate": True, "min_context": -1}})
+    assert not row["fits"] and row["drop_reason"] == "too_long"
+    assert row["context_ids"][-1] == IDX["note"]  # the note was never dropped to make it "fit"
