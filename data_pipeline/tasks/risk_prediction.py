@@ -208,30 +208,25 @@ _WINDOWS: dict[str, tuple[str, Callable, tuple[str, ...]]] = {
     "note": ("discharge", _discharge_generator, ("discharge", "admissions")),
 }
 
-# (name, window, outcome phrase, extra requirements, aliases)
+# (name, window, extra requirements, aliases); instructions: :mod:`instructions` (reference strings by default)
 _RP_TASKS = [
-    ("ED_Hospitalization", "ed", "the patient will be admitted to the hospital after this emergency department "
-     "visit", ("admissions",), ()),
-    ("ED_Inpatient_Mortality", "ed", "the patient will die during the hospital stay that follows this emergency "
-     "department visit", ("patients",), ()),
-    ("ED_ICU_Transfer_12hour", "ed", "the patient will be transferred to an intensive care unit within 12 hours "
-     "after leaving the emergency department", ("icustays",), ("ED_ICU_Tranfer_12hour",)),
-    ("ED_Reattendance_3day", "ed", "the patient will return to the emergency department within 3 days", (), ()),
-    ("ED_Critical_Outcomes", "ed", "the patient will have a critical outcome (ICU transfer within 12 hours or "
-     "inpatient death)", ("icustays", "patients"), ()),
-    ("Readmission_30day", "note", "the patient will be readmitted within 30 days after discharge", (), ()),
-    ("Readmission_60day", "note", "the patient will be readmitted within 60 days after discharge", (), ()),
-    ("Inpatient_Mortality", "admission", "the patient will die during this hospital stay", (), ()),
-    ("LengthOfStay_3day", "admission", "the patient's hospital stay will be longer than 3 days", (), ()),
-    ("LengthOfStay_7day", "admission", "the patient's hospital stay will be longer than 7 days", (), ()),
-    *[(f"ICU_Mortality_{n}day", "icu", f"the patient will die within {n} day{'s' if n > 1 else ''}",
-       ("patients",), ()) for n in ICU_MORTALITY_DAYS],
-    ("ICU_Stay_7day", "icu", "the patient's ICU stay will last at least 7 days", (), ()),
-    ("ICU_Stay_14day", "icu", "the patient's ICU stay will last at least 14 days", (), ()),
-    ("ICU_Readmission", "icu", "the patient will be readmitted to the ICU during this hospital stay", (), ()),
+    ("ED_Hospitalization", "ed", ("admissions",), ()),
+    ("ED_Inpatient_Mortality", "ed", ("patients",), ()),
+    ("ED_ICU_Transfer_12hour", "ed", ("icustays",), ("ED_ICU_Tranfer_12hour",)),
+    ("ED_Reattendance_3day", "ed", (), ()),
+    ("ED_Critical_Outcomes", "ed", ("icustays", "patients"), ()),
+    ("Readmission_30day", "note", (), ()),
+    ("Readmission_60day", "note", (), ()),
+    ("Inpatient_Mortality", "admission", (), ()),
+    ("LengthOfStay_3day", "admission", (), ()),
+    ("LengthOfStay_7day", "admission", (), ()),
+    *[(f"ICU_Mortality_{n}day", "icu", ("patients",), ()) for n in ICU_MORTALITY_DAYS],
+    ("ICU_Stay_7day", "icu", (), ()),
+    ("ICU_Stay_14day", "icu", (), ()),
+    ("ICU_Readmission", "icu", (), ()),
 ]
 
-for _name, _window, _phrase, _req, _aliases in _RP_TASKS:
+for _name, _window, _req, _aliases in _RP_TASKS:
     _table, _factory, _base = _WINDOWS[_window]
     register(TaskSpec(
         name=_name, kind=RISK_PREDICTION, anchor_table=_table, target_key="label", metric="aucroc",
