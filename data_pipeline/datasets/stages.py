@@ -190,8 +190,10 @@ class RenderWorker:
         parts = assemble_parts(ix, inst, spec, render=render)
         n_before = len(parts.context)
         budget = self.max_tokens if options.get("truncate", True) else None
-        pin = 1 if inst.anchor_in_context and parts.context_ids and parts.context_ids[-1] == inst.anchor else 0
-        cut = truncate_parts(parts, budget, self.count, instruction, pinned_last=pin)
+        # the readmission sample's note (its anchor) is never truncated away
+        pin = parts.context_ids.index(inst.anchor) if inst.anchor_in_context and inst.anchor in parts.context_ids \
+            else None
+        cut = truncate_parts(parts, budget, self.count, instruction, pinned_from=pin)
         drop = "" if cut.fits else "too_long"
         kept = len(cut.parts.context)
         if not drop and kept < n_before and (kept == 0 or kept <= options.get("min_context", -1)):

@@ -79,12 +79,13 @@ class Truncated:
 
 
 def truncate_parts(parts: SampleParts, max_tokens: int | None, count: TokenCounter = approx_token_count,
-                   instruction: str = "", pinned_last: int = 0) -> Truncated:
+                   instruction: str = "", pinned_from: int | None = None) -> Truncated:
     """Drop whole events from the left until ``input + "\\n" + instruction`` has at most ``max_tokens`` tokens.
 
-    ``max_tokens=None`` keeps everything (the count is still reported). The last ``pinned_last`` context events
-    are never dropped (the discharge note of a readmission sample *is* the input): when they do not fit with the
-    header, the sample does not fit (``fits=False``) rather than losing them.
+    ``max_tokens=None`` keeps everything (the count is still reported). Context events from position
+    ``pinned_from`` on are never dropped (the discharge note of a readmission sample *is* the input, and the
+    events charted after it stay too): when they do not fit with the header, the sample does not fit
+    (``fits=False``) rather than losing them.
     """
     sep = count(SEPARATOR)
     fixed = count(parts.demographics) + count(parts.admission) + count("\n" + instruction) + 2 * sep
@@ -94,7 +95,7 @@ def truncate_parts(parts: SampleParts, max_tokens: int | None, count: TokenCount
     if max_tokens is None:
         exact = total if getattr(count, "additive", False) else count(parts.text() + "\n" + instruction)
         return Truncated(parts, exact, 0, False, True)
-    droppable = max(len(sizes) - pinned_last, 0)
+    droppable = len(sizes) if pinned_from is None else min(pinned_from, len(sizes))
     start, drop_prev = 0, False
     if total > max_tokens and parts.previous_discharge:
         drop_prev, total = True, total - prev
@@ -107,7 +108,7 @@ def truncate_parts(parts: SampleParts, max_tokens: int | None, count: TokenCount
         return Truncated(out, total, start, drop_prev, total <= max_tokens)
     # Per-piece counts can differ from the count of the joined text at piece boundaries: settle on the real one.
     exact = count(out.text() + "\n" + instruction)
-    while exact > max_tokens and len(out.context) > pinned_last:
+    while exact > max_tokens and out.context and start < droppable:
         out.context, out.context_ids = out.context[1:], out.context_ids[1:]
         start += 1
         exact = count(out.text() + "\n" + instruction)

@@ -101,10 +101,15 @@ def test_hf_tokenizer_counter(tmp_path):
 def test_a_pinned_anchor_note_is_never_dropped_and_a_too_long_one_does_not_fit(count):
     p = parts(3)
     p.context[-1] = "## Discharge " + "word " * 200  # the readmission sample's own note, alone over budget
-    got = truncate_parts(p, 60, count, pinned_last=1)
+    got = truncate_parts(p, 60, count, pinned_from=2)
     assert got.parts.context == [p.context[-1]] and not got.fits  # dropped by the caller, never emptied
+    # a pinned note followed by later events: only events before the note may go
+    q = parts(4)
+    q.context[1] = "## Discharge " + "word " * 200
+    got = truncate_parts(q, 60, count, pinned_from=1)
+    assert got.parts.context == q.context[1:] and not got.fits and got.dropped_events == 1
     small = parts(3)
-    got = truncate_parts(small, 22, count, pinned_last=1)
+    got = truncate_parts(small, 22, count, pinned_from=2)
     assert got.parts.context[-1] == small.context[-1]
 
 
