@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -125,8 +126,9 @@ def run_phase1(plan: SourcePlan, staging: Path, buckets: Buckets, cfg: TimelineC
         log.info("phase 1: all %d tables already partitioned", len(staged_tables(plan)))
         return
     todo.sort(key=lambda rp: plan.tables[rp].path.stat().st_size, reverse=True)
-    remote = ray.remote(num_cpus=1, max_retries=0, runtime_env=TASK_RUNTIME_ENV)(stage_chunk)
-    whole = ray.remote(num_cpus=1, max_retries=0, runtime_env=TASK_RUNTIME_ENV)(stage_table)
+    retries = task_retry_options(cfg.task_retries)
+    remote = ray.remote(num_cpus=1, runtime_env=TASK_RUNTIME_ENV, **retries)(stage_chunk)
+    whole = ray.remote(num_cpus=1, runtime_env=TASK_RUNTIME_ENV, **retries)(stage_table)
     # A table is read by one task of its own unless that task alone would outlast the whole phase: then the
     # driver streams it in chunks, one task each, so that all CPUs normalise it at once (tables_to_stream).
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -153,8 +155,7 @@ def run_phase1(plan: SourcePlan, staging: Path, buckets: Buckets, cfg: TimelineC
         try:
             result = ray.get(done[0])
         except Exception as exc:  # noqa: BLE001 - surface the data error, cancel the rest
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            cancel_and_wait(list(pending))
             raise _unwrap(exc) from None
         bar.update(result["rows_read"])
         if not is_chunk:  # a whole-table task wrote its table's index itself
@@ -192,6 +193,33 @@ def run_phase1(plan: SourcePlan, staging: Path, buckets: Buckets, cfg: TimelineC
     unstaged = [rp for rp in todo if not is_staged(staging, rp)]
     if unstaged:  # phase-2 tasks wait for every table: never leave one out silently
         raise RuntimeError(f"phase 1 finished without staging {unstaged}; please report this bug")
+
+
+def task_retry_options(retries: int) -> dict:
+    """Ray options of a timeline task: re-run after a system failure (its worker died: OOM kill, lost node), never
+    after an exception raised by the task itself (a :class:`MimicDataError` must stop the build at once).
+
+    Every task's writes are atomic (temporary name, then ``os.replace``) and idempotent (a re-run of a chunk,
+    table or bucket writes the same bytes under the same names), so a re-run after a half-done attempt is safe.
+    """
+    return {"max_retries": retries, "retry_exceptions": False}
+
+
+def cancel_and_wait(refs: list) -> None:
+    """Cancel ``refs`` and return only once none of them runs any more.
+
+    A gentle cancel (``KeyboardInterrupt`` in the task), not ``force=True``: a force-cancel kills the worker
+    process asynchronously, and a worker that had just finished its task could already be running a task of
+    the next build (a re-run after a data error, in the same Ray session) when the kill arrives - that task then
+    died with ``WorkerCrashedError``. Waiting also keeps a cancelled task from writing into the staging folder
+    that a re-run prepares afresh.
+    """
+    import ray
+
+    for ref in refs:
+        ray.cancel(ref, force=False)
+    if refs:
+        ray.wait(refs, num_returns=len(refs))  # settled: finished, failed or cancelled; the outcome is ignored
 
 
 def _build_buckets(batch: dict, staging_dir: str, output_dir: str, tables: list[str], write_markdown: bool,
@@ -261,6 +289,8 @@ def run_phase2(todo: list[int], staging: Path, out: Path, tables: list[str], cfg
         # from_items splits the ids into ``num_tasks`` contiguous blocks; each block is one batch, one task
         ds = ray.data.from_items([{"bucket": b} for b in todo], override_num_blocks=num_tasks)
         ds = ds.map_batches(_build_buckets, batch_size=None, num_cpus=1, runtime_env=TASK_RUNTIME_ENV,
+                            # Ray Data retries only system failures (RaySystemError, a dead worker); bound them
+                            ray_remote_args_fn=functools.partial(dict, max_retries=cfg.task_retries),
                             compute=ray.data.TaskPoolStrategy(size=min(parallel, num_tasks)),
                             fn_kwargs={"staging_dir": str(staging), "output_dir": str(out), "tables": tables,
                                        "write_markdown": cfg.write_markdown, "phase1": list(phase1 or [])})
