@@ -217,3 +217,22 @@ def test_auth_runs_before_the_body_limit_and_metrics_see_every_status(stack):
                                          ("other", 404)]
     finally:
         service.metrics = original
+
+
+@pytest.mark.parametrize("path,root", [("/v1/models", ""), ("/ehr/v1/models", "/ehr"), ("/ehr", "/ehr"),
+                                       ("/ehrx/health", "/ehr"), ("/a/b/health", "/a/b"), ("/health", "/ehr"),
+                                       ("/a/b//v1/models", "/a/b")])
+def test_the_key_check_sees_the_path_the_router_routes(path, root):
+    """Auth and routing agree on the route under any prefix (Starlette's own rule)."""
+    from starlette._utils import get_route_path
+
+    from serving.http_api import needs_key, route_path
+
+    scope = {"type": "http", "path": path, "root_path": root}
+    assert route_path(scope) == get_route_path(scope)
+    assert needs_key(scope) is (route_path(scope) != "/health")
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/nope", "/v1/ehr/tasks", "/health/", "/v2/models"])
+def test_every_path_but_health_needs_a_key_in_process(stack, path):
+    assert_openai_error(call(stack[1], "GET", path), 401)
