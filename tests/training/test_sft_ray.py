@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import transformers
+
+from tests.engines import require_engine
 
 from training.config import SFTJobConfig
 from training.toy_data import write_toy_data
 
 pytestmark = pytest.mark.slow
-transformers = pytest.importorskip("transformers")
 
 COMMON = {
     "data": {"max_seq_length": 512, "max_samples": 96},
@@ -39,6 +41,7 @@ def _losses(final_model):
 
 @pytest.fixture(scope="module")
 def stage1(ray_session, tmp_path_factory):
+    require_engine("ray.train", "pip install 'ray[train]==2.60.0'")
     from training.sft import run_sft
 
     tmp = tmp_path_factory.mktemp("sft")
