@@ -87,7 +87,9 @@ class TimelineConfig(BaseModel):
         """Settings that change the output; a resumed build must match them."""
         return {"source": str(self.mimic_root) if self.mimic_root else self.synthetic.model_dump(mode="json"),
                 "module_roots": {k: str(v) for k, v in sorted(self.module_roots.items())},
-                "mappings_dir": str(self.mappings_dir) if self.mappings_dir else None}
+                "mappings_dir": str(self.mappings_dir) if self.mappings_dir else None,
+                # only when not the default, so that builds made before the option existed still resume
+                **({"orphan_rows": self.orphan_rows} if self.orphan_rows != "keep" else {})}
 
 
 class TimelineResult(BaseModel):

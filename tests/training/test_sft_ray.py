@@ -109,3 +109,17 @@ def test_stage2_continues_from_stage1(stage1):
     losses = _losses(result.final_model)
     assert losses[-1][1] < losses[0][1]
     assert transformers.AutoModelForCausalLM.from_pretrained(result.final_model).config.model_type == "qwen3"
+    # Stage 2 started from stage 1's weights, not from the untrained model: its first loss is already far below
+    # stage 1's first (untrained) loss, and its final weights lie closer to stage 1's than to the untrained ones.
+    assert losses[0][1] < _losses(s1.final_model)[0][1] - 1.0, (losses, _losses(s1.final_model))
+    w0, w1, w2 = (_weights(p) for p in (tmp / "tiny", s1.final_model, result.final_model))
+    assert _distance(w2, w1) < 0.8 * _distance(w2, w0), (_distance(w2, w1), _distance(w2, w0))
+
+
+def _weights(path) -> dict:
+    model = transformers.AutoModelForCausalLM.from_pretrained(path)
+    return {name: p.detach().double() for name, p in model.state_dict().items()}
+
+
+def _distance(a: dict, b: dict) -> float:
+    return sum(float(((a[k] - b[k]) ** 2).sum()) for k in a) ** 0.5
