@@ -18,11 +18,12 @@ pytestmark = pytest.mark.slow
 
 
 class WorkerKiller:
-    """SIGKILLs the first Ray worker of this test session seen running ``task`` (Ray titles a busy worker's
-    process ``ray::<function name>``, a Ray Data task ``ray::MapBatches(<fn>)``): what an OOM kill or a preempted node does to a task."""
+    """SIGKILLs the first Ray worker of this test session seen running ``task``: what an OOM kill or a preempted
+    node does. Ray titles a busy worker's process ``ray::<function>``, a Ray Data task ``ray::MapBatches(<fn>)``
+    and a Ray Data actor ``ray::MapWorker(MapBatches(<class>))``."""
 
     def __init__(self, task: str):
-        self.title, self.killed, self._stop = f"ray::{task}", [], threading.Event()
+        self.task, self.killed, self._stop = task, [], threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -32,7 +33,8 @@ class WorkerKiller:
         while not self._stop.is_set() and not self.killed:
             for proc in me.children(recursive=True):
                 try:
-                    if self.title in " ".join(proc.cmdline()):
+                    title = " ".join(proc.cmdline())
+                    if title.startswith("ray::") and self.task in title:
                         os.kill(proc.pid, signal.SIGKILL)
                         self.killed.append(proc.pid)
                         return
