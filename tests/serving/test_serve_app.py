@@ -76,8 +76,9 @@ def test_openai_client_streaming(client):
     assert chunks[-1].usage.completion_tokens == 5
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     # greedy decoding: the streamed pieces put together are exactly the non-streamed answer to the same request
-    whole = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}],
-                                           max_tokens=5, extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+    whole = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=5,
+        extra_body={"chat_template_kwargs": {"enable_thinking": False}})
     assert whole.usage.completion_tokens == 5 and text == whole.choices[0].message.content and text
     cstream = client.completions.create(model="tiny", prompt="Potassium", max_tokens=3, stream=True)
     assert [c.choices[0].finish_reason for c in cstream][-1] in ("length", "stop")

@@ -26,7 +26,8 @@ ROUTES = [
     ("GET", "/v1/nope", None, 404),
     ("GET", "/nope", None, 404),
 ]
-HEADERS = {"no key": {}, "wrong key": {"Authorization": "Bearer wrong"}, "right key": {"Authorization": f"Bearer {KEY}"}}
+HEADERS = {"no key": {}, "wrong key": {"Authorization": "Bearer wrong"},
+           "right key": {"Authorization": f"Bearer {KEY}"}}
 
 
 def _free_port() -> int:
