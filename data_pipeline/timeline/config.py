@@ -55,8 +55,9 @@ class TimelineConfig(BaseModel):
     max_parallel: int | None = Field(None, ge=1)
     #: Buckets one phase-2 task builds, one after the other. None: about three tasks per CPU, at most 16 each.
     buckets_per_task: int | None = Field(None, ge=1)
-    #: Times a task is re-run after its worker died (OOM kill, lost node) or another system failure. Its writes
-    #: are atomic and idempotent, so a re-run gives the same output; a data error is never retried.
+    #: Times a phase-1 task is re-run after its worker died (OOM kill, lost node) or another system failure. Its
+    #: writes are atomic and idempotent, so a re-run gives the same output; a data error is never retried.
+    #: Phase-2 tasks (Ray Data) are re-run after a system failure by Ray Data's own policy (no limit).
     task_retries: int = Field(3, ge=0)
     #: Rows whose subject_id has no row in hosp/patients (the MIMIC-IV demo has some): "keep" them (timelines
     #: without demographics) or "drop" them. Either way they are counted per table in the manifest and the log.

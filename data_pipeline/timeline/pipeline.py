@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -289,8 +288,9 @@ def run_phase2(todo: list[int], staging: Path, out: Path, tables: list[str], cfg
         # from_items splits the ids into ``num_tasks`` contiguous blocks; each block is one batch, one task
         ds = ray.data.from_items([{"bucket": b} for b in todo], override_num_blocks=num_tasks)
         ds = ds.map_batches(_build_buckets, batch_size=None, num_cpus=1, runtime_env=TASK_RUNTIME_ENV,
-                            # Ray Data retries only system failures (RaySystemError, a dead worker); bound them
-                            ray_remote_args_fn=functools.partial(dict, max_retries=cfg.task_retries),
+                            # no retry options: Ray Data re-runs a task after a system failure (a dead worker,
+                            # RaySystemError) by default and never after the UDF's own exception (a data error);
+                            # its only ways to bound that (ray_remote_args[_fn]) are deprecated in Ray 2.60
                             compute=ray.data.TaskPoolStrategy(size=min(parallel, num_tasks)),
                             fn_kwargs={"staging_dir": str(staging), "output_dir": str(out), "tables": tables,
                                        "write_markdown": cfg.write_markdown, "phase1": list(phase1 or []),
