@@ -39,7 +39,7 @@ def resolve_model_path(cfg: ServeConfig) -> str:
 def auth_banner(cfg: ServeConfig) -> str:
     n = len(cfg.auth.resolve_keys())
     if n:
-        return f"API key auth ON ({n} key(s)); /v1/* needs `Authorization: Bearer <key>`"
+        return f"API key auth ON ({n} key(s)); every route but /health needs `Authorization: Bearer <key>`"
     return ("API key auth OFF: no keys configured, so the server binds to 127.0.0.1 only "
             f"(set {cfg.auth.api_keys_env or 'auth.api_keys_file'} to enable keys)")
 

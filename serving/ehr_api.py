@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from serving.openai_schema import SEED_MAX, SEED_MIN, check_unicode
 
 Kind = Literal["decision", "risk"]
 
@@ -27,9 +29,24 @@ class EventIn(BaseModel):
     hadm_id: str | None = None
     items: list[dict[str, str | int | float | None]] = Field(default_factory=list)
 
+    @field_validator("file_name")
+    @classmethod
+    def _event_table(cls, v: str) -> str:
+        from data_pipeline.render import EVENT_DISPLAY, SILENT_FILE_NAMES
+
+        if v not in EVENT_DISPLAY and v not in SILENT_FILE_NAMES:
+            raise ValueError(f"{v[:64]!r} is not a MIMIC-IV event table; use one of "
+                             f"{sorted(EVENT_DISPLAY) + sorted(SILENT_FILE_NAMES)}")
+        return v
+
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data):
+        return check_unicode(data)
 
     model: str | None = None
     ehr: str | None = Field(None, min_length=1, description="markdown EHR text (as rendered by data_pipeline.render)")
@@ -40,7 +57,7 @@ class PredictRequest(BaseModel):
     thinking: bool | None = Field(None, description="None = the EHR-R1 default: on for decision, off for risk")
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
 
     @model_validator(mode="after")
     def _one_of_each(self) -> "PredictRequest":

@@ -21,10 +21,32 @@ from serving.service import ApiError, InferenceService
 
 log = logging.getLogger(__name__)
 
-PROTECTED_PREFIX = "/v1/"
+#: The only routes answered without a key (load balancers and Serve probe it). Every other path - every route,
+#: and every unknown path, under whatever route prefix the app is served - needs a key when keys are configured.
+OPEN_ROUTES = frozenset({"/health"})
 #: metric route labels; anything else is counted as "other" (bounded label cardinality)
 METRIC_ROUTES = frozenset({"/health", "/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/ehr/predict",
                            "/v1/ehr/tasks"})
+
+
+def route_path(scope) -> str:
+    """The path the app routes on: the request path without the mount/Serve route prefix (ASGI ``root_path``).
+
+    Under ``http.route_prefix=/ehr`` Ray Serve sends ``path=/ehr/v1/models`` with ``root_path=/ehr``; the router
+    matches ``/v1/models``. This is the same rule as Starlette's router (``starlette._utils.get_route_path``), so
+    the key check and the routing can never disagree about which route a request reaches.
+    """
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if not root or not path.startswith(root):
+        return path
+    if path == root:
+        return ""
+    return path[len(root):] if path[len(root)] == "/" else path
+
+
+def needs_key(scope) -> bool:
+    """One authorization rule for every route: only :data:`OPEN_ROUTES` are open."""
+    return route_path(scope) not in OPEN_ROUTES
 
 
 def key_matches(header: str | None, keys: Sequence[str]) -> bool:
@@ -78,8 +100,8 @@ class BodyLimitMiddleware:
 
 
 class AuthMetricsMiddleware:
-    """Bearer-key check on ``/v1/*`` (401 in the OpenAI error shape) and per-request metrics (pure ASGI, so
-    streaming responses pass through untouched)."""
+    """Bearer-key check on every route but :data:`OPEN_ROUTES` (401 in the OpenAI error shape) and per-request
+    metrics (pure ASGI, so streaming responses pass through untouched)."""
 
     def __init__(self, app, keys: Sequence[str], metrics):
         self.app, self.keys, self.metrics = app, tuple(keys), metrics
@@ -87,8 +109,8 @@ class AuthMetricsMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        start, path, status = time.perf_counter(), scope.get("path", ""), [500]
-        if self.keys and path.startswith(PROTECTED_PREFIX):
+        start, path, status = time.perf_counter(), route_path(scope), [500]
+        if self.keys and needs_key(scope):
             header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
             if not key_matches(header, self.keys):
                 await _send_error(send, 401, "missing or invalid API key; send `Authorization: Bearer <key>`",
@@ -111,7 +133,7 @@ class AuthMetricsMiddleware:
         route = path if path in METRIC_ROUTES else "other"
         self.metrics.request(route, status, (time.perf_counter() - start) * 1000)
         if status >= 400:
-            log.info("%s %s -> %d", scope.get("method"), path, status)
+            log.info("%s %s -> %d", scope.get("method"), scope.get("path", ""), status)
 
 
 async def _send_error(send, status: int, message: str, code: str, err_type: str = "invalid_request_error",

@@ -14,8 +14,39 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+#: Seeds must fit a signed 64-bit integer (torch's and vLLM's generators); a larger one failed in the engine.
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+
+
+def check_unicode(data: Any, where: str = "body") -> Any:
+    """Raise ``ValueError`` naming the field if any string in ``data`` is not valid Unicode.
+
+    JSON can escape a lone UTF-16 surrogate (``"\\ud800"``); Python decodes it into a ``str`` that no tokenizer
+    or UTF-8 writer accepts, so it must be refused as input (422), not fail inside the engine (500).
+    """
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{where}: not valid Unicode (lone surrogate at character {exc.start}); send UTF-8 "
+                             "text") from None
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            check_unicode(k, where)
+            check_unicode(v, f"{where}.{k}" if isinstance(k, str) and k.isprintable() else where)
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            check_unicode(v, f"{where}.{i}")
+    return data
+
+
 class _Req(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        return check_unicode(data)
 
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
@@ -23,7 +54,7 @@ class _Req(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(-1, ge=-1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None

@@ -55,9 +55,13 @@ class InferenceService:
 
     def _encode(self, text: str) -> list[int]:
         try:
-            return self.codec.encode(text)
+            ids = self.codec.encode(text)
         except PromptTooLong as exc:
             raise ApiError(413, str(exc), param="messages", code="context_length_exceeded") from None
+        if not ids:  # nothing to continue from: the engines fail on an empty input
+            raise ApiError(422, "the prompt is empty (it encodes to no tokens); send some text", param="prompt",
+                           code="empty_prompt")
+        return ids
 
     async def _generate(self, ids: list[int], sampling: Sampling):
         try:
@@ -152,7 +156,10 @@ class InferenceService:
             task = ehr_api.resolve_task(req)
         except ehr_api.UnknownTaskError as exc:
             raise ApiError(422, str(exc), param="task", code="unknown_task") from None
-        messages, thinking = ehr_api.predict_messages(req, task)
+        try:
+            messages, thinking = ehr_api.predict_messages(req, task)
+        except ValueError as exc:  # events the renderer refuses are the caller's input, not a server fault
+            raise ApiError(422, f"cannot render the events: {exc}", param="events", code="invalid_events") from None
         prompt = self.codec.render_chat(messages, enable_thinking=thinking)
         log.debug("predict prompt: %r", prompt)
         ids = self._encode(prompt)

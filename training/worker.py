@@ -157,16 +157,32 @@ def train_loop_per_worker(config: dict) -> None:
         shutil.rmtree(local_out, ignore_errors=True)
 
 
+def deepspeed_report(trainer: Trainer) -> dict | None:
+    """What DeepSpeed really ran (None without it): the engine's ZeRO stage, and how much of the model this rank
+    holds - under ZeRO-3 every parameter is partitioned and a rank keeps about ``1 / world_size`` of it."""
+    engine = getattr(trainer, "deepspeed", None)
+    if engine is None:
+        return None
+    params = list(engine.module.parameters())
+    full = sum(int(getattr(p, "ds_numel", p.numel())) for p in params)
+    local = sum(int(p.ds_tensor.numel()) if hasattr(p, "ds_tensor") else p.numel() for p in params)
+    return {"zero_stage": int(engine.zero_optimization_stage()), "world_size": int(engine.world_size),
+            "parameters": len(params), "partitioned_parameters": sum(hasattr(p, "ds_tensor") for p in params),
+            "local_fraction": local / max(full, 1)}
+
+
 def save_final_model(trainer: Trainer, tokenizer, final_dir: Path, rank: int) -> None:
     """HF-format model + tokenizer in ``final_dir``. Every rank calls it (ZeRO-3 gathers); rank 0 writes."""
     tmp = final_dir.with_name(final_dir.name + ".tmp")
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
+    zero = deepspeed_report(trainer)  # before saving: ZeRO-3 gathers the weights to save them
     trainer.save_model(str(tmp))
     if rank == 0:
         tokenizer.save_pretrained(str(tmp))
         (tmp / "training_state.json").write_text(json.dumps(
-            {"global_step": trainer.state.global_step, "log_history": trainer.state.log_history}, indent=1))
+            {"global_step": trainer.state.global_step, "log_history": trainer.state.log_history,
+             **({"deepspeed": zero} if zero else {})}, indent=1))
         shutil.rmtree(final_dir, ignore_errors=True)
         os.replace(tmp, final_dir)
         log.info("final model saved to %s", final_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -54,6 +55,13 @@ class TimelineConfig(BaseModel):
     max_parallel: int | None = Field(None, ge=1)
     #: Buckets one phase-2 task builds, one after the other. None: about three tasks per CPU, at most 16 each.
     buckets_per_task: int | None = Field(None, ge=1)
+    #: Times a phase-1 task is re-run after its worker died (OOM kill, lost node) or another system failure. Its
+    #: writes are atomic and idempotent, so a re-run gives the same output; a data error is never retried.
+    #: Phase-2 tasks (Ray Data) are re-run after a system failure by Ray Data's own policy (no limit).
+    task_retries: int = Field(3, ge=0)
+    #: Rows whose subject_id has no row in hosp/patients (the MIMIC-IV demo has some): "keep" them (timelines
+    #: without demographics) or "drop" them. Either way they are counted per table in the manifest and the log.
+    orphan_rows: Literal["keep", "drop"] = "keep"
     ray: RayConfig = Field(default_factory=RayConfig)
     log_level: str = "INFO"
 
@@ -80,7 +88,9 @@ class TimelineConfig(BaseModel):
         """Settings that change the output; a resumed build must match them."""
         return {"source": str(self.mimic_root) if self.mimic_root else self.synthetic.model_dump(mode="json"),
                 "module_roots": {k: str(v) for k, v in sorted(self.module_roots.items())},
-                "mappings_dir": str(self.mappings_dir) if self.mappings_dir else None}
+                "mappings_dir": str(self.mappings_dir) if self.mappings_dir else None,
+                # only when not the default, so that builds made before the option existed still resume
+                **({"orphan_rows": self.orphan_rows} if self.orphan_rows != "keep" else {})}
 
 
 class TimelineResult(BaseModel):

@@ -125,8 +125,9 @@ def run_phase1(plan: SourcePlan, staging: Path, buckets: Buckets, cfg: TimelineC
         log.info("phase 1: all %d tables already partitioned", len(staged_tables(plan)))
         return
     todo.sort(key=lambda rp: plan.tables[rp].path.stat().st_size, reverse=True)
-    remote = ray.remote(num_cpus=1, max_retries=0, runtime_env=TASK_RUNTIME_ENV)(stage_chunk)
-    whole = ray.remote(num_cpus=1, max_retries=0, runtime_env=TASK_RUNTIME_ENV)(stage_table)
+    retries = task_retry_options(cfg.task_retries)
+    remote = ray.remote(num_cpus=1, runtime_env=TASK_RUNTIME_ENV, **retries)(stage_chunk)
+    whole = ray.remote(num_cpus=1, runtime_env=TASK_RUNTIME_ENV, **retries)(stage_table)
     # A table is read by one task of its own unless that task alone would outlast the whole phase: then the
     # driver streams it in chunks, one task each, so that all CPUs normalise it at once (tables_to_stream).
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -153,8 +154,7 @@ def run_phase1(plan: SourcePlan, staging: Path, buckets: Buckets, cfg: TimelineC
         try:
             result = ray.get(done[0])
         except Exception as exc:  # noqa: BLE001 - surface the data error, cancel the rest
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            cancel_and_wait(list(pending))
             raise _unwrap(exc) from None
         bar.update(result["rows_read"])
         if not is_chunk:  # a whole-table task wrote its table's index itself
@@ -194,8 +194,35 @@ def run_phase1(plan: SourcePlan, staging: Path, buckets: Buckets, cfg: TimelineC
         raise RuntimeError(f"phase 1 finished without staging {unstaged}; please report this bug")
 
 
+def task_retry_options(retries: int) -> dict:
+    """Ray options of a timeline task: re-run after a system failure (its worker died: OOM kill, lost node), never
+    after an exception raised by the task itself (a :class:`MimicDataError` must stop the build at once).
+
+    Every task's writes are atomic (temporary name, then ``os.replace``) and idempotent (a re-run of a chunk,
+    table or bucket writes the same bytes under the same names), so a re-run after a half-done attempt is safe.
+    """
+    return {"max_retries": retries, "retry_exceptions": False}
+
+
+def cancel_and_wait(refs: list) -> None:
+    """Cancel ``refs`` and return only once none of them runs any more.
+
+    A gentle cancel (``KeyboardInterrupt`` in the task), not ``force=True``: a force-cancel kills the worker
+    process asynchronously, and a worker that had just finished its task could already be running a task of
+    the next build (a re-run after a data error, in the same Ray session) when the kill arrives - that task then
+    died with ``WorkerCrashedError``. Waiting also keeps a cancelled task from writing into the staging folder
+    that a re-run prepares afresh.
+    """
+    import ray
+
+    for ref in refs:
+        ray.cancel(ref, force=False)
+    if refs:
+        ray.wait(refs, num_returns=len(refs))  # settled: finished, failed or cancelled; the outcome is ignored
+
+
 def _build_buckets(batch: dict, staging_dir: str, output_dir: str, tables: list[str], write_markdown: bool,
-                   phase1: list) -> dict:
+                   phase1: list, drop_orphans: bool = False) -> dict:
     """Ray Data UDF: build the buckets of ``batch["bucket"]`` one after the other (memory is that of one bucket).
 
     Phase 2 starts on the CPUs phase 1 has finished with, so a task first waits for the phase-1 tasks still
@@ -215,7 +242,7 @@ def _build_buckets(batch: dict, staging_dir: str, output_dir: str, tables: list[
     waited = time.monotonic() - t0
     if waited > 1:
         log.debug("waited %.1fs for phase 1", waited)
-    stats = [build_one_bucket(int(b), Path(staging_dir), Path(output_dir), tables, write_markdown)
+    stats = [build_one_bucket(int(b), Path(staging_dir), Path(output_dir), tables, write_markdown, drop_orphans)
              for b in batch["bucket"]]
     return {k: [s[k] for s in stats] for k in ("bucket", "patients", "events", "rows")}
 
@@ -261,9 +288,13 @@ def run_phase2(todo: list[int], staging: Path, out: Path, tables: list[str], cfg
         # from_items splits the ids into ``num_tasks`` contiguous blocks; each block is one batch, one task
         ds = ray.data.from_items([{"bucket": b} for b in todo], override_num_blocks=num_tasks)
         ds = ds.map_batches(_build_buckets, batch_size=None, num_cpus=1, runtime_env=TASK_RUNTIME_ENV,
+                            # no retry options: Ray Data re-runs a task after a system failure (a dead worker,
+                            # RaySystemError) by default and never after the UDF's own exception (a data error);
+                            # its only ways to bound that (ray_remote_args[_fn]) are deprecated in Ray 2.60
                             compute=ray.data.TaskPoolStrategy(size=min(parallel, num_tasks)),
                             fn_kwargs={"staging_dir": str(staging), "output_dir": str(out), "tables": tables,
-                                       "write_markdown": cfg.write_markdown, "phase1": list(phase1 or [])})
+                                       "write_markdown": cfg.write_markdown, "phase1": list(phase1 or []),
+                                       "drop_orphans": cfg.orphan_rows == "drop"})
         for row in ds.iter_rows():
             log.debug("bucket %d: %d patients, %d events", row["bucket"], row["patients"], row["events"])
     except Exception as exc:  # noqa: BLE001
@@ -310,6 +341,7 @@ def build_timelines(cfg: TimelineConfig) -> TimelineResult:
         log.info("phase 2 (build %d buckets) took %.1fs after phase 1 (started %.1fs before its end)", len(todo),
                  time.time() - t2, t2 - (phase2.started or t2))
     manifest = _write_manifest(out, cfg, num_buckets, staging, tables)
+    _report_orphans(manifest["orphan_rows"])
     if not cfg.keep_staging and staging.exists():
         shutil.rmtree(staging)
     result = TimelineResult(
@@ -366,6 +398,8 @@ def _finished(out: Path, bucket: int, markdown: bool) -> bool:
 def _write_manifest(out: Path, cfg: TimelineConfig, num_buckets: int, staging: Path, tables: list[str]) -> dict:
     import pyarrow.parquet as pq
 
+    from data_pipeline.timeline.worker import ORPHANS_KEY
+
     path = out / store.MANIFEST
     old = json.loads(path.read_text()) if path.is_file() else {}
     rows = dict(old.get("rows_per_table", {}))
@@ -374,17 +408,37 @@ def _write_manifest(out: Path, cfg: TimelineConfig, num_buckets: int, staging: P
             index = json.loads((table_dir(staging, rp) / INDEX).read_text())
             rows[rp] = index["rows_read"]
     buckets = []
+    orphan_rows: dict[str, int] = {}
+    orphan_subjects = 0
     for b in range(num_buckets):
         meta = pq.read_metadata(out / store.TIMELINES / store.part_name(b))
         extra = {k.decode(): int(v) for k, v in (meta.metadata or {}).items() if k in (b"events", b"rows")}
         buckets.append({"bucket": b, "patients": meta.num_rows, **extra})
+        orphans = json.loads((meta.metadata or {}).get(ORPHANS_KEY, b"{}"))
+        for rp, n in orphans.get("rows_per_table", {}).items():
+            orphan_rows[rp] = orphan_rows.get(rp, 0) + n
+        orphan_subjects += orphans.get("subjects", 0)
     manifest = {
         "settings": {**cfg.fingerprint(), "num_buckets": num_buckets, "write_markdown": cfg.write_markdown},
         "patients": sum(b["patients"] for b in buckets), "events": sum(b.get("events", 0) for b in buckets),
-        "source_rows": sum(rows.values()), "rows_per_table": rows, "buckets": buckets,
+        "source_rows": sum(rows.values()), "rows_per_table": rows,
+        # rows whose subject_id has no hosp/patients row: kept (timelines without demographics) or dropped
+        "orphan_rows": {"policy": cfg.orphan_rows, "subjects": orphan_subjects, "rows": sum(orphan_rows.values()),
+                        "rows_per_table": dict(sorted(orphan_rows.items()))},
+        "buckets": buckets,
     }
     store.atomic_write_text(path, json.dumps(manifest, indent=1))
     return manifest
+
+
+def _report_orphans(orphans: dict) -> None:
+    """Say how many rows have no ``hosp/patients`` row, per table (counts only, never patient data)."""
+    if not orphans["rows"]:
+        return
+    what = ("kept: their timelines have no demographics; set orphan_rows: drop to leave them out"
+            if orphans["policy"] == "keep" else "dropped (orphan_rows: drop)")
+    log.warning("%d rows of %d subjects have no hosp/patients row (%s); %s", orphans["rows"], orphans["subjects"],
+                ", ".join(f"{rp}: {n}" for rp, n in orphans["rows_per_table"].items()), what)
 
 
 def _announce(r: TimelineResult, first_bucket: int) -> None:

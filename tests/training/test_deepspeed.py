@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from tests.engines import require_engine
+
 from training.deepspeed import ZERO3, load_deepspeed_config
 
 
@@ -39,7 +41,7 @@ def test_missing_config_names_the_field(tmp_path):
 @pytest.mark.slow
 @pytest.mark.deepspeed
 def test_zero3_on_cpu_workers(ray_session, tmp_path):
-    pytest.importorskip("deepspeed")
+    require_engine("deepspeed", "pip install -e '.[train]'")
     import transformers
 
     from training.config import SFTJobConfig
@@ -50,14 +52,21 @@ def test_zero3_on_cpu_workers(ray_session, tmp_path):
     cfg = SFTJobConfig.model_validate({
         "tiny_model": {"output_dir": str(tmp_path / "tiny")},
         "data": {"paths": [str(data)], "max_seq_length": 512},
-        "train": {"learning_rate": 1e-3, "max_steps": 3, "global_batch_size": 2, "logging_steps": 1,
-                  "save_steps": 3, "deepspeed": str(ZERO3)},
+        "train": {"learning_rate": 3e-3, "max_steps": 6, "global_batch_size": 2, "logging_steps": 1,
+                  "save_steps": 6, "warmup_ratio": 0.0, "deepspeed": str(ZERO3)},
         "scaling": {"num_workers": 2},
         "run": {"name": "ds", "storage_path": str(tmp_path / "runs"), "max_failures": 0},
     })
     result = run_sft(cfg)
     state = json.loads((result.final_model / "training_state.json").read_text())
-    assert state["global_step"] == 3
+    assert state["global_step"] == 6
+    # ZeRO-3 really ran: the engine reports stage 3 and every parameter was partitioned over the 2 workers
+    zero = state["deepspeed"]
+    assert zero["zero_stage"] == 3 and zero["world_size"] == 2
+    assert zero["partitioned_parameters"] == zero["parameters"] > 0
+    assert zero["local_fraction"] == pytest.approx(0.5, abs=0.05)
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    assert len(losses) == 6 and sum(losses[-2:]) / 2 < losses[0] - 0.5, losses  # it learned
     model = transformers.AutoModelForCausalLM.from_pretrained(result.final_model)  # gathered full weights
     assert model.config.model_type == "qwen3"
     assert all(p.numel() > 0 for p in model.parameters())

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import transformers
+
+from tests.engines import require_engine
 
 from training.config import SFTJobConfig
 from training.toy_data import write_toy_data
 
 pytestmark = pytest.mark.slow
-transformers = pytest.importorskip("transformers")
 
 COMMON = {
     "data": {"max_seq_length": 512, "max_samples": 96},
@@ -39,6 +41,7 @@ def _losses(final_model):
 
 @pytest.fixture(scope="module")
 def stage1(ray_session, tmp_path_factory):
+    require_engine("ray.train", "pip install 'ray[train]==2.60.0'")
     from training.sft import run_sft
 
     tmp = tmp_path_factory.mktemp("sft")
@@ -106,3 +109,18 @@ def test_stage2_continues_from_stage1(stage1):
     losses = _losses(result.final_model)
     assert losses[-1][1] < losses[0][1]
     assert transformers.AutoModelForCausalLM.from_pretrained(result.final_model).config.model_type == "qwen3"
+    # Stage 2 started from stage 1's weights, not from the untrained model: it moved its weights away from stage
+    # 1's final ones by its own 12 steps only, while the untrained weights lie 16 (stage 1) + 12 steps away. Had it
+    # started from the untrained model, the two distances would be the other way round.
+    w0, w1, w2 = (_weights(p) for p in (tmp / "tiny", s1.final_model, result.final_model))
+    from_stage1, from_untrained = _distance(w2, w1), _distance(w2, w0)
+    assert 0 < from_stage1 < 0.8 * from_untrained, (from_stage1, from_untrained)
+
+
+def _weights(path) -> dict:
+    model = transformers.AutoModelForCausalLM.from_pretrained(path)
+    return {name: p.detach().double() for name, p in model.state_dict().items()}
+
+
+def _distance(a: dict, b: dict) -> float:
+    return sum(float(((a[k] - b[k]) ** 2).sum()) for k in a) ** 0.5

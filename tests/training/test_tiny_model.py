@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+import transformers  # a core dependency: a broken install fails here, it is never skipped
 
 from training.chat_format import build_messages, format_assistant
 from training.tiny_model import MARKER, build_tiny_model
-
-transformers = pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
