@@ -44,12 +44,11 @@ def _sections(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every table, shared by the markdown and the HTML."""
     conf = int(round(metrics["bootstrap"]["confidence"] * 100))
     out = []
-    overall_rows = [[kind, str(int(s["tasks"])), str(int(s["n"])),
-                     *[f"{LABELS[m]} {fmt(s, m)}" for m in COLUMNS_BY_KIND[kind]]]
+    overall_rows = [[kind, str(int(s["tasks"])), str(int(s["n"])), LABELS[HEADLINE[kind]], fmt(s, HEADLINE[kind]),
+                     "; ".join(f"{LABELS[m]} {fmt(s, m)}" for m in COLUMNS_BY_KIND[kind] if m != HEADLINE[kind])]
                     for kind, s in metrics["overall"].items()]
-    width = max((len(r) for r in overall_rows), default=3)
     out.append((f"Overall (macro mean over tasks, {conf}% bootstrap interval)",
-                ["kind", "tasks", "samples"] + [""] * (width - 3), [r + [""] * (width - len(r)) for r in overall_rows]))
+                ["kind", "tasks", "samples", "headline", "value", "other metrics"], overall_rows))
     for kind in ("decision", "risk", "calc"):
         fams = {f: s for f, s in metrics["families"].items() if s["kind"] == kind}
         if fams:

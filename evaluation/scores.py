@@ -119,6 +119,8 @@ def aggregate(scored: pd.DataFrame, *, n_bootstrap: int = 1000, confidence: floa
 
     def summarise(members: list[str]) -> dict[str, float]:
         out: dict[str, float] = {"n": float(sum(point[t]["n"] for t in members)), "tasks": float(len(members))}
+        if any("positives" in point[t] for t in members):
+            out["positives"] = float(sum(point[t].get("positives", 0.0) for t in members))
         for m in METRICS:
             vals = [point[t][m] for t in members if m in point[t] and not math.isnan(point[t][m])]
             if not vals:
