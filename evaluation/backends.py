@@ -244,8 +244,11 @@ class VLLMBackend:
                                  fn_constructor_kwargs=dict(model_path=self.model_path,
                                                             max_new_tokens=self.max_new_tokens,
                                                             max_input_tokens=self.max_input_tokens),
-                                 compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.25)
-        processor = build_processor(config, postprocess=vllm_postprocess)
+                                 compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.1)
+        # the light pre/post maps take a sliver of a CPU: on a small node a whole CPU each would starve the engine
+        light = {"num_cpus": 0.1}
+        processor = build_processor(config, postprocess=vllm_postprocess, preprocess_map_kwargs=light,
+                                    postprocess_map_kwargs=light)
         return processor(prompts)
 
 

@@ -56,7 +56,7 @@ def load_samples(cfg: EvaluateConfig) -> pd.DataFrame:
         from evaluation.ehrshot import load_ehrshot
 
         frame = load_ehrshot(b.paths[0], labels=b.ehrshot.labels, split=b.ehrshot.split,
-                             max_events=b.ehrshot.max_events)
+                             max_events=b.ehrshot.max_events, tasks=b.tasks, max_per_task=b.max_samples_per_task)
     frame = cap_per_task(frame, b.max_samples_per_task, b.max_samples, b.tasks)
     return add_prompts(frame, cfg.prompting.mode, cfg.prompting.thinking)
 
