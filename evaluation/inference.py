@@ -74,8 +74,10 @@ def run_inference(samples: pd.DataFrame, backend, run_dir: Path, *, batch_size: 
     if todo.empty:
         return InferenceSummary(len(samples), reused, 0, 0, 0.0)
     todo["thinking"] = todo["thinking"].astype(object).where(todo["thinking"].notna(), None)
-    n_blocks = max(1, min(len(todo) // max(batch_size, 1), 64))
-    ds = ray.data.from_pandas(todo).repartition(n_blocks)
+    # one block per batch, built on the driver: a repartition task would need a whole CPU that an engine actor
+    # may already hold on a small node
+    chunks = [todo.iloc[i:i + batch_size] for i in range(0, len(todo), max(batch_size, 1))]
+    ds = ray.data.from_pandas(chunks)
     out = backend.apply(ds)
     bar = None
     if progress:
