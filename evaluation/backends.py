@@ -200,14 +200,14 @@ def vllm_postprocess(row: dict) -> dict:
     from serving.scoring import binary_answer, p_yes_from_logprobs
 
     sid = row["sample_id"]
-    n_prompt = len(row.get("tokenized_prompt") or [])
+    n_prompt = int(row.get("num_input_tokens") or 0)
     if row.get("prompt_error"):
         return _result(sid, status="skipped", error=row["prompt_error"])
     if row.get("__inference_error__"):
         return _result(sid, status="error", error=str(row["__inference_error__"])[:500])
     if row["kind"] != "risk":
         return _result(sid, row.get("generated_text") or "", prompt_tokens=n_prompt,
-                       completion_tokens=len(row.get("generated_tokens") or []))
+                       completion_tokens=int(row.get("num_generated_tokens") or 0))
     first = (row.get("logprobs") or [None])[0] or {}
 
     def lp(token_id: int) -> float:
