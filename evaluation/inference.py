@@ -44,13 +44,16 @@ def read_predictions(pred_dir: Path) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
     frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    frame["p_yes"] = frame["p_yes"].astype("float64")  # plain NaN for "no p(yes)", whatever dtype a backend used
     return frame.drop_duplicates("sample_id", keep="last").reset_index(drop=True)
 
 
 def _write_part(pred_dir: Path, frame: pd.DataFrame, seq: int) -> None:
     name = f"part-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
     tmp = pred_dir / f".{name}.tmp"
-    frame[PREDICTION_COLUMNS].to_parquet(tmp, index=False)
+    frame = frame[PREDICTION_COLUMNS].copy()
+    frame["p_yes"] = frame["p_yes"].astype("float64")
+    frame.to_parquet(tmp, index=False)
     os.replace(tmp, pred_dir / name)
 
 

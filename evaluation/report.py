@@ -112,6 +112,8 @@ def roc_plot(scored: pd.DataFrame) -> str | None:
     import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve
 
+    from evaluation.metrics import auroc
+
     risk = scored[(scored["kind"] == "risk") & scored["p_yes"].notna()]
     groups = [(t, g) for t, g in risk.groupby("task") if g["label"].nunique() == 2]
     if not groups:
@@ -119,7 +121,8 @@ def roc_plot(scored: pd.DataFrame) -> str | None:
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     for task, g in groups:
         fpr, tpr, _ = roc_curve(g["label"].astype(int), g["p_yes"])
-        ax.plot(fpr, tpr, lw=1.2, label=task)
+        area = auroc(g["p_yes"].tolist(), g["label"].astype(int).tolist())
+        ax.plot(fpr, tpr, lw=1.2, label=f"{task} (AUROC {area:.2f})")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
