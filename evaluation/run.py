@@ -81,7 +81,7 @@ def build_backend(cfg: EvaluateConfig):
     return backends.HttpBackend(h.base_url, api=h.api, model=h.model, max_new_tokens=be.max_new_tokens,
                                 batch_size=be.batch_size, concurrency=h.concurrency, timeout_s=h.timeout_s,
                                 max_retries=h.max_retries, backoff_s=h.backoff_s, api_key_env=h.api_key_env,
-                                num_actors=h.num_actors)
+                                num_actors=h.num_actors, max_consecutive_failures=h.max_consecutive_failures)
 
 
 def prediction_fingerprint(cfg: EvaluateConfig, samples: pd.DataFrame) -> dict:
