@@ -150,8 +150,9 @@ def evaluate(cfg: EvaluateConfig) -> EvaluationResult:
     log.info("inference: %d reused, %d run, %d failed in %.1f s", summary.reused, summary.ran, summary.errors,
              summary.seconds)
     if summary.errors:
+        retries = f" after {cfg.backend.http.max_retries} retries" if cfg.backend.kind == "http" else ""
         raise EvaluationIncomplete(
-            f"{summary.errors} of {summary.total} samples failed after {cfg.backend.http.max_retries} retries (see "
+            f"{summary.errors} of {summary.total} samples failed{retries} (see "
             f"the `error` column in {run_dir / 'predictions'}); the {summary.total - summary.errors} predictions "
             "made are kept. Re-run the same command to retry only the failed samples.")
     predictions = read_predictions(run_dir / "predictions")
