@@ -135,8 +135,10 @@ def answer_prefix(completion: str) -> str:
 
 
 def parse_prediction(completion: str) -> tuple[str | None, str, list[str]]:
-    """(reasoning, answer, items) of a generated assistant turn."""
-    from training.chat_format import parse_answer_items, split_reasoning
+    """(reasoning, answer, items) of a generated assistant turn; items by the shared parser
+    (``evaluation.answers.split_items``, the one evaluation and the RL rewards use), in the model's spelling."""
+    from evaluation.answers import split_items
+    from training.chat_format import split_reasoning
 
     reasoning, answer = split_reasoning(completion)
-    return reasoning, answer, parse_answer_items(answer)
+    return reasoning, answer, split_items(answer, lowercase=False)

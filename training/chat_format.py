@@ -82,15 +82,12 @@ def split_reasoning(completion: str) -> tuple[str | None, str]:
 
 
 def parse_answer_items(answer: str) -> list[str]:
-    """One item per line, stripped, empty lines dropped, duplicates removed keeping the first occurrence.
+    """One item per line, stripped, empty lines dropped, duplicates (case-insensitive) removed keeping the first.
 
-    Like the reference scorer, an answer that contains no real newline but a literal backslash-n (``"A\\\\nB"``, a
-    model imitating an escaped label list) is split on the literal sequence instead.
+    The project's one answer parser, :func:`evaluation.answers.split_items`, with the model's own spelling kept;
+    a literal backslash-n (``"A\\\\nB"``, a model imitating an escaped label list) also separates items, as in
+    the reference scorer.
     """
-    sep = "\\n" if ("\n" not in answer and "\\n" in answer) else "\n"
-    seen: dict[str, None] = {}
-    for line in answer.split(sep):
-        item = line.strip()
-        if item:
-            seen.setdefault(item, None)
-    return list(seen)
+    from evaluation.answers import split_items
+
+    return split_items(answer, lowercase=False)

@@ -50,12 +50,16 @@ class PipelineConfig(BaseModel):
     reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec)
     stage1: dict[str, Any] = Field(default_factory=dict)
     stage2: dict[str, Any] = Field(default_factory=dict)
+    #: Evaluate the stage-2 model on the EHR-Bench built above (keys of evaluation.config.EvaluateConfig minus
+    #: output_dir, model.path and benchmark.paths, which are wired here); null skips the evaluation.
+    evaluation: dict[str, Any] | None = None
     ray_address: str | None = None
     ray_num_cpus: int | None = Field(None, ge=1)
     log_level: str = "INFO"
 
     _datasets_cfg: Any = PrivateAttr(None)
     _stage_cfgs: dict[int, Any] = PrivateAttr(default_factory=dict)
+    _evaluation_cfg: Any = PrivateAttr(None)
 
     @property
     def out(self) -> Path:
@@ -106,6 +110,20 @@ class PipelineConfig(BaseModel):
             if s2 is not None and s2.run.name == s1.run.name:
                 errors.append("stage2.run.name: must differ from stage1.run.name, or stage 2 overwrites stage 1")
             self._stage_cfgs = {1: s1, 2: s2}
+            if self.evaluation is not None and s2 is not None:
+                from evaluation.config import EvaluateConfig
+
+                if self._datasets_cfg is not None and "ehr_bench" not in self._datasets_cfg.presets:
+                    errors.append("evaluation: needs the ehr_bench dataset; add it to datasets.presets or set "
+                                  "evaluation=null")
+
+                evaluation = copy.deepcopy(self.evaluation)
+                evaluation.setdefault("mlflow_tracking_uri", str(self.out / "mlruns"))
+                self._evaluation_cfg = validate("evaluation", EvaluateConfig, _merge(evaluation, {
+                    "output_dir": str(self.out / "evaluation"),
+                    "model": {"path": str(Path(runs) / s2.run.name / "final_model")},
+                    "benchmark": {"kind": "ehr_bench",
+                                  "paths": [str(self.out / "datasets" / "ehr_bench" / "ehr_bench.jsonl")]}}))
         if errors:
             raise ValueError("; ".join(errors))
         return self
@@ -125,6 +143,9 @@ class PipelineConfig(BaseModel):
     def stage_config(self, stage: int):
         return self._stage_cfgs[stage]
 
+    def evaluation_config(self):
+        return self._evaluation_cfg
+
 
 @dataclass
 class PipelineResult:
@@ -132,6 +153,7 @@ class PipelineResult:
     reasoning_jsonl: Path
     stage1_model: Path
     stage2_model: Path
+    report: Path | None = None
 
 
 def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
@@ -160,7 +182,13 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
         from training.sft import run_sft
 
         models[stage] = run_sft(cfg.stage_config(stage)).final_model
-    return PipelineResult(summaries, cfg.reasoning_jsonl, models[1], models[2])
+    report = None
+    if cfg.evaluation_config() is not None:
+        from evaluation.run import evaluate
+
+        log.info("evaluation of the stage-2 model on EHR-Bench -> %s", cfg.evaluation_config().output_dir)
+        report = evaluate(cfg.evaluation_config()).report_html
+    return PipelineResult(summaries, cfg.reasoning_jsonl, models[1], models[2], report)
 
 
 def describe(cfg: PipelineConfig, result: PipelineResult) -> str:
@@ -168,6 +196,7 @@ def describe(cfg: PipelineConfig, result: PipelineResult) -> str:
     datasets = "\n".join(f"  {name:<10} {s.get('samples', '?'):>7} samples  {cfg.out / 'datasets' / name}"
                          for name, s in result.datasets.items())
     timelines = cfg.datasets_config().output_dir
+    report = f"Evaluation report:      {result.report}\n" if result.report else ""
     return f"""
 EHR-R1 pipeline finished. Outputs under {cfg.out}
 datasets:
@@ -179,5 +208,5 @@ models:
 
 Look at one sample:      .venv/bin/python -c "import datasets; print(datasets.load_dataset('json', data_files='{cfg.ehr_ins_jsonl}')['train'][0]['input'][:2000])"
 Per-task counts:         cat {Path(timelines) / 'summary.json'}
-Serve the stage-2 model: .venv/bin/python -m ray_jobs.serve --config ray_jobs/configs/serve/demo.yaml model.tiny_model=null model.path={result.stage2_model}
+{report}Serve the stage-2 model: .venv/bin/python -m ray_jobs.serve --config ray_jobs/configs/serve/demo.yaml model.tiny_model=null model.path={result.stage2_model}
 """

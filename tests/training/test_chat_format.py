@@ -76,9 +76,9 @@ def test_split_inverts_format(answer, reasoning):
     [
         ("A\nB\nC", ["A", "B", "C"]),
         (" A \n\nB\n A\n", ["A", "B"]),
-        ("a\nA", ["a", "A"]),  # case is kept; scorers lower-case themselves
+        ("a\nA", ["a"]),  # spelling of the first kept; duplicates are case-insensitive like the scorer
         ("A\\nB\\nA", ["A", "B"]),  # literal backslash-n, as the reference scorer accepts
-        ("A\nx\\ny", ["A", "x\\ny"]),  # real newlines win over literal ones
+        ("A\nx\\ny", ["A", "x", "y"]),  # literal and real newlines both separate (evaluation.answers)
         ("", []),
         ("  \n ", []),
     ],
