@@ -4,7 +4,8 @@ Answers come after the last ``</think>`` (:func:`evaluation.answers.answer_text`
 own format (``<answer>{"answer": ...}</answer>``, JSON keys ``answer`` / ``prediction``) is accepted too, parsed
 with ``json.loads`` only: nothing a model writes is ever evaluated (EHRMIND's MedCalc check called ``eval``).
 
-- ``medcalc``: MedCalc-Bench's published grading rules, via :func:`evaluation.medcalc.grade_medcalc`.
+- ``medcalc``: MedCalc-Bench's published grading rules, via :func:`evaluation.medcalc.grade_medcalc` (which
+  parses the answer span itself, numbers without ``eval``).
 - ``trial_match``: three-way label of a (patient, trial) pair: eligible / excluded / not relevant (TREC 2021 qrels
   2 / 1 / 0). EHRMIND's reward mapped labels 0/1 the opposite way from its prompt; here the label names are the
   only currency, so the prompt, the export and the reward cannot disagree.
@@ -21,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evaluation.answers import answer_text, parse_yes_no
+from evaluation.medcalc import grade_medcalc
 from rl.rewards.registry import as_text, check_lengths, label_field, register
 
 TRIAL_LABELS = ("eligible", "excluded", "not relevant")
@@ -64,19 +66,12 @@ def _final_answer(completion: Any) -> str | None:
 @register("medcalc")
 def medcalc(completions: Sequence[Any], labels: Sequence[Mapping[str, Any]], **kwargs: Any) -> list[float]:
     """1.0 when the answer passes MedCalc-Bench's rule for the calculator (tolerance window, exact integer, date,
-    (weeks, days)), else 0.0."""
-    from evaluation.medcalc import grade_medcalc
-
+    (weeks, days)), else 0.0: :func:`evaluation.medcalc.grade_medcalc`, which also finds the answer span."""
     check_lengths(completions, labels)
     out = []
     for i, (completion, label) in enumerate(zip(completions, labels)):
-        truth = str(label_field(label, "target", i))
-        output_type = str(label_field(label, "output_type", i))
-        answer = _final_answer(completion)
-        if answer is None or not answer.strip():
-            out.append(0.0)
-            continue
-        out.append(float(grade_medcalc(answer, ground_truth=truth, output_type=output_type,
+        out.append(float(grade_medcalc(as_text(completion), ground_truth=str(label_field(label, "target", i)),
+                                       output_type=str(label_field(label, "output_type", i)),
                                        lower_limit=label.get("lower_limit"), upper_limit=label.get("upper_limit"),
                                        calculator_id=label.get("calculator_id"))))
     return out
