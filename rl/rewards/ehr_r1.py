@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from evaluation.answers import THINK_CLOSE, THINK_OPEN, answer_text, split_items
+from evaluation.answers import THINK_CLOSE, THINK_OPEN, split_items
 from evaluation.metrics import SET_METRICS, score_prediction
 from rl.rewards.registry import as_text, check_lengths, label_field, register
 
@@ -72,14 +72,16 @@ def _has_duplicate_items(answer: str) -> bool:
 def format_ok(completion: str, thinking: bool = True) -> bool:
     """The format check of :func:`ehr_format` for one completion (see the module docstring)."""
     n_open, n_close = completion.count(THINK_OPEN), completion.count(THINK_CLOSE)
-    # The opening tag may be pre-filled by the chat template (Qwen3 thinking models), so 0 or 1 opening tags.
-    if n_close != 1 or n_open > 1:
-        return False if thinking or n_close or n_open else _answer_ok(completion)
-    head, _, _ = completion.partition(THINK_CLOSE)
+    if n_open > 1 or n_close > 1:
+        return False
+    if n_close == 0:
+        # No think block: fine only when thinking is off (the chat template pre-filled the empty block).
+        return not thinking and n_open == 0 and _answer_ok(completion)
+    head, _, answer = completion.partition(THINK_CLOSE)
+    # The opening tag may be pre-filled by the chat template (Qwen3 thinking models): 0 or 1 of them, first.
     if n_open == 1 and not head.lstrip().startswith(THINK_OPEN):
-        return False  # text before <think>, or <think> after </think>
+        return False
     reasoning = head.split(THINK_OPEN)[-1]
-    answer = answer_text(completion) or ""
     if not thinking:
         return not reasoning.strip() and _answer_ok(answer)
     positions = [reasoning.find(s) for s in FORMAT_SECTIONS]
