@@ -50,6 +50,9 @@ class PipelineConfig(BaseModel):
     reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec)
     stage1: dict[str, Any] = Field(default_factory=dict)
     stage2: dict[str, Any] = Field(default_factory=dict)
+    #: Evaluate the stage-2 model on the EHR-Bench built above (keys of evaluation.config.EvaluateConfig minus
+    #: output_dir, model.path and benchmark.paths, which are wired here); null skips the evaluation.
+    evaluation: dict[str, Any] | None = None
     rl: dict[str, Any] | None = None
     """The RL stage after stage 2 (keys of rl.config.RLJobConfig minus model_path and run.storage_path; data
     defaults to the EHR-Ins export). None = no RL stage."""
@@ -59,6 +62,7 @@ class PipelineConfig(BaseModel):
 
     _datasets_cfg: Any = PrivateAttr(None)
     _stage_cfgs: dict[int, Any] = PrivateAttr(default_factory=dict)
+    _evaluation_cfg: Any = PrivateAttr(None)
     _rl_cfg: Any = PrivateAttr(None)
 
     @property
@@ -110,6 +114,20 @@ class PipelineConfig(BaseModel):
             if s2 is not None and s2.run.name == s1.run.name:
                 errors.append("stage2.run.name: must differ from stage1.run.name, or stage 2 overwrites stage 1")
             self._stage_cfgs = {1: s1, 2: s2}
+            if self.evaluation is not None and s2 is not None:
+                from evaluation.config import EvaluateConfig
+
+                if self._datasets_cfg is not None and "ehr_bench" not in self._datasets_cfg.presets:
+                    errors.append("evaluation: needs the ehr_bench dataset; add it to datasets.presets or set "
+                                  "evaluation=null")
+
+                evaluation = copy.deepcopy(self.evaluation)
+                evaluation.setdefault("mlflow_tracking_uri", str(self.out / "mlruns"))
+                self._evaluation_cfg = validate("evaluation", EvaluateConfig, _merge(evaluation, {
+                    "output_dir": str(self.out / "evaluation"),
+                    "model": {"path": str(Path(runs) / s2.run.name / "final_model")},
+                    "benchmark": {"kind": "ehr_bench",
+                                  "paths": [str(self.out / "datasets" / "ehr_bench" / "ehr_bench.jsonl")]}}))
             if self.rl is not None and s2 is not None:
                 self._rl_cfg = validate("rl", _rl_job_config(), self._rl_section(s2, runs))
         if errors:
@@ -141,6 +159,9 @@ class PipelineConfig(BaseModel):
     def stage_config(self, stage: int):
         return self._stage_cfgs[stage]
 
+    def evaluation_config(self):
+        return self._evaluation_cfg
+
 
 def _rl_job_config():
     from rl.config import RLJobConfig
@@ -154,6 +175,7 @@ class PipelineResult:
     reasoning_jsonl: Path
     stage1_model: Path
     stage2_model: Path
+    report: Path | None = None
     rl_model: Path | None = None
 
 
@@ -183,7 +205,14 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
         from training.sft import run_sft
 
         models[stage] = run_sft(cfg.stage_config(stage)).final_model
-    return PipelineResult(summaries, cfg.reasoning_jsonl, models[1], models[2], rl_model=run_rl_stage(cfg))
+    report = None
+    if cfg.evaluation_config() is not None:
+        from evaluation.run import evaluate
+
+        log.info("evaluation of the stage-2 model on EHR-Bench -> %s", cfg.evaluation_config().output_dir)
+        report = evaluate(cfg.evaluation_config()).report_html
+    return PipelineResult(summaries, cfg.reasoning_jsonl, models[1], models[2], report,
+                          rl_model=run_rl_stage(cfg))
 
 
 def run_rl_stage(cfg: PipelineConfig) -> Path | None:
@@ -209,6 +238,7 @@ def describe(cfg: PipelineConfig, result: PipelineResult) -> str:
     datasets = "\n".join(f"  {name:<10} {s.get('samples', '?'):>7} samples  {cfg.out / 'datasets' / name}"
                          for name, s in result.datasets.items())
     timelines = cfg.datasets_config().output_dir
+    report = f"Evaluation report:      {result.report}\n" if result.report else ""
     return f"""
 EHR-R1 pipeline finished. Outputs under {cfg.out}
 datasets:
@@ -220,5 +250,5 @@ models:
 
 Look at one sample:      .venv/bin/python -c "import datasets; print(datasets.load_dataset('json', data_files='{cfg.ehr_ins_jsonl}')['train'][0]['input'][:2000])"
 Per-task counts:         cat {Path(timelines) / 'summary.json'}
-Serve the stage-2 model: .venv/bin/python -m ray_jobs.serve --config ray_jobs/configs/serve/demo.yaml model.tiny_model=null model.path={result.stage2_model}
+{report}Serve the stage-2 model: .venv/bin/python -m ray_jobs.serve --config ray_jobs/configs/serve/demo.yaml model.tiny_model=null model.path={result.stage2_model}
 """

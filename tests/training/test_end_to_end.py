@@ -23,6 +23,10 @@ def test_demo_config_wires_stages_under_output_dir(tmp_path):
     assert s2.data.paths[0].endswith("ehr_ins_reasoning.jsonl") and s2.data.format == "reasoning"
     assert {s1.run.storage_path, s2.run.storage_path} == {str(tmp_path / "runs")}
     assert s1.run.mlflow_tracking_uri == str(tmp_path / "mlruns")
+    ev = cfg.evaluation_config()
+    assert ev.model.path == str(tmp_path / "runs" / s2.run.name / "final_model")
+    assert ev.benchmark.paths == [str(tmp_path / "datasets" / "ehr_bench" / "ehr_bench.jsonl")]
+    assert ev.output_dir == str(tmp_path / "evaluation") and ev.mlflow_tracking_uri == str(tmp_path / "mlruns")
 
 
 @pytest.mark.parametrize("override, fragment", [
@@ -31,6 +35,8 @@ def test_demo_config_wires_stages_under_output_dir(tmp_path):
     ("stage1.bogus=1", "stage1.bogus"),
     ("datasets.test_ratio=2", "datasets.test_ratio"),
     ("reasoning.max_samples=0", "reasoning.max_samples"),
+    ("evaluation.backend.kind=teleport", "evaluation.backend.kind"),
+    ("datasets.presets=[ehr_ins]", "evaluation: needs the ehr_bench dataset"),
 ])
 def test_invalid_stage_settings_fail_before_any_work(tmp_path, override, fragment):
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
@@ -43,7 +49,7 @@ def test_small_pipeline_end_to_end(tmp_path, ray_session):
     from training.end_to_end import describe, run_pipeline
 
     overrides = [f"output_dir={tmp_path}", "datasets.timelines.synthetic.num_patients=40",
-                 "datasets.presets=[ehr_ins]", "reasoning.max_samples=32",
+                 "evaluation.benchmark.max_samples_per_task=2", "reasoning.max_samples=32",
                  "stage1.data.max_samples=48", "stage1.data.max_seq_length=512", "stage1.train.num_train_epochs=1",
                  "stage2.data.max_samples=32", "stage2.data.max_seq_length=512", "stage2.train.num_train_epochs=1"]
     cfg = load_config(PipelineConfig, DEMO, overrides)
@@ -58,6 +64,10 @@ def test_small_pipeline_end_to_end(tmp_path, ray_session):
         assert AutoModelForCausalLM.from_pretrained(model_dir).num_parameters() > 0
     text = describe(cfg, result)
     assert str(result.stage2_model) in text and "ray_jobs.serve" in text
+    # the stage-2 model was evaluated on the synthetic EHR-Bench and the report written
+    assert result.report.is_file() and str(result.report) in text
+    metrics = json.loads((result.report.parent / "metrics.json").read_text())
+    assert metrics["run"]["model"] == str(result.stage2_model) and metrics["run"]["scored"] > 0
 
     # A re-run resumes: every stage is found finished and skipped, models untouched.
     mtime = (result.stage2_model / "config.json").stat().st_mtime

