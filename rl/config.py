@@ -23,24 +23,19 @@ class PromptSourceSpec(_Strict):
     kind: Literal["ehr_ins", "medcalc", "trial_matching", "ehrshot"]
     path: str
     """ehr_ins: EHR-Ins jsonl/parquet; medcalc: MedCalc-Bench CSV; trial_matching: a TrialGPT-style directory;
-    ehrshot: a task's labeled_patients.csv."""
-    ehr_path: str | None = None
-    """ehrshot only: jsonl of the patients' EHR text at prediction time (patient_id, prediction_time, ehr)."""
-    task: str | None = None
-    """ehrshot only: the EHRSHOT task name (e.g. new_hypertension)."""
+    ehrshot: the EHRSHOT MEDS release (data/, metadata/, labels/<task>/)."""
     tasks: list[str] | None = None
-    """ehr_ins only: keep these task names (all when None)."""
+    """ehr_ins and ehrshot: keep these task names (all when None)."""
+    labels: str | None = None
+    """ehrshot only: the MEDS label folder (default {path}/labels)."""
+    split: str | None = "train"
+    """ehrshot only: the subject split to take prompts from (metadata/subject_splits.parquet; null = all).
+    Evaluation uses held_out: never train on it."""
     qrels: str = "qrels/test.tsv"
     """trial_matching only: the qrels file inside the directory."""
     reweight_classes: bool = False
     """ehrshot only: reward weight 0.5 * N / N_class (EHRMIND's balanced-accuracy reward)."""
     max_samples: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _kind_fields(self) -> PromptSourceSpec:
-        if self.kind == "ehrshot" and (self.ehr_path is None or self.task is None):
-            raise ValueError("data.sources: an ehrshot source needs ehr_path (the EHR text jsonl) and task")
-        return self
 
 
 class DataSpec(_Strict):

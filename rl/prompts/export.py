@@ -24,7 +24,7 @@ def source_prompts(spec: PromptSourceSpec) -> Iterator[RLPrompt]:
     elif spec.kind == "trial_matching":
         records = trial_matching_prompts(spec.path, spec.qrels)
     else:
-        records = ehrshot_prompts(spec.path, spec.ehr_path, spec.task, spec.reweight_classes)
+        records = ehrshot_prompts(spec.path, spec.tasks, spec.labels, spec.split, spec.reweight_classes)
     return islice(records, spec.max_samples) if spec.max_samples else records
 
 

@@ -1,14 +1,14 @@
 """Readers that turn each source's native files into RL prompt records (:class:`rl.prompts.schema.RLPrompt`).
 
 - EHR-Ins (``ray_jobs.build_datasets`` output, jsonl or parquet): ``instruction, input, output, task_info``.
-- MedCalc-Bench CSV (its published columns: ``Row Number, Calculator ID, ..., Patient Note, Question, ...,
-  Ground Truth Answer, Lower Limit, Upper Limit, ...``).
+- MedCalc-Bench CSV (its published columns), read and prompted by the evaluation adapter
+  (:func:`evaluation.medcalc_bench.load_medcalc` + :func:`evaluation.samples.add_prompts`): RL trains on exactly
+  the prompt the benchmark is scored with.
 - TrialGPT-style matching data: a directory with ``queries.jsonl`` (``_id, text``), ``qrels/*.tsv``
   (``query-id, corpus-id, score``; TREC 2021: 2 eligible, 1 excluded, 0 not relevant) and ``trial_info.json``
   (NCT id -> ``brief_title, diseases_list, drugs_list, brief_summary, inclusion_criteria, exclusion_criteria``).
-- EHRSHOT: a benchmark task's ``labeled_patients.csv`` (``patient_id, prediction_time, value, label_type``) plus
-  a jsonl of the patients' EHR text at prediction time (``patient_id, prediction_time, ehr``; the markdown the
-  evaluation's EHRSHOT adapter renders).
+- EHRSHOT: its MEDS release and MEDS LabelSchema labels, read and rendered by the evaluation adapter
+  (:func:`evaluation.ehrshot.load_ehrshot`, markdown EHR up to the prediction time, yes/no instruction per task).
 
 Errors name the file, the row and the fix; nothing is written until every row converted (the writer is atomic).
 """
@@ -26,30 +26,8 @@ from rl.prompts.schema import RLPrompt
 from rl.rewards.ehrmind import TRIAL_LABELS, class_weights, normalise_trial_label
 from training.chat_format import build_messages
 
-MEDCALC_COLUMNS = ("Row Number", "Calculator ID", "Output Type", "Patient Note", "Question", "Ground Truth Answer")
-MEDCALC_INSTRUCTION = ("{question}\nReason step by step, then give only the final answer after the reasoning: a "
-                       "number, a date as MM/DD/YYYY, or (weeks, days).")
 TRIAL_INSTRUCTION = ("Is the patient eligible for this clinical trial, excluded by its criteria, or is the trial not "
                      "relevant to the patient? Answer with exactly one of: " + ", ".join(TRIAL_LABELS) + ".")
-#: EHRSHOT binary tasks (labelers in som-shahlab/ehrshot-benchmark) as yes/no questions; lab tasks ask whether the
-#: result is abnormal (the benchmark's label is "any abnormal").
-EHRSHOT_QUESTIONS = {
-    "guo_los": "Will this admission last 7 days or longer?",
-    "guo_readmission": "Will the patient be readmitted to the hospital within 30 days of this discharge?",
-    "guo_icu": "Will the patient be transferred to the ICU during this admission?",
-    "lab_thrombocytopenia": "Will the upcoming platelet count be abnormal (below 150 x10^9/L)?",
-    "lab_hyperkalemia": "Will the upcoming potassium result be abnormal (above 5.5 mmol/L)?",
-    "lab_hypoglycemia": "Will the upcoming glucose result be abnormal (3.9 mmol/L or below)?",
-    "lab_hyponatremia": "Will the upcoming sodium result be abnormal (135 mmol/L or below)?",
-    "lab_anemia": "Will the upcoming hemoglobin result be abnormal (below 120 g/L)?",
-    "new_hypertension": "Will the patient be newly diagnosed with hypertension within the next year?",
-    "new_hyperlipidemia": "Will the patient be newly diagnosed with hyperlipidemia within the next year?",
-    "new_pancan": "Will the patient be newly diagnosed with pancreatic cancer within the next year?",
-    "new_celiac": "Will the patient be newly diagnosed with celiac disease within the next year?",
-    "new_lupus": "Will the patient be newly diagnosed with lupus within the next year?",
-    "new_acutemi": "Will the patient be newly diagnosed with an acute myocardial infarction within the next year?",
-}
-YES_NO_SUFFIX = " Answer yes or no."
 
 
 # ---------------------------------------------------------------- EHR-Ins
@@ -103,34 +81,25 @@ def ehr_ins_prompts(path: str | Path, tasks: set[str] | None = None) -> Iterator
 
 # ---------------------------------------------------------------- MedCalc-Bench
 
-def _blank(value: str | None) -> str | None:
-    return None if value is None or not value.strip() else value.strip()
+def _blank(value: Any) -> str | None:
+    return None if value is None or not str(value).strip() else str(value).strip()
 
 
 def medcalc_prompts(path: str | Path) -> Iterator[RLPrompt]:
-    """MedCalc-Bench CSV rows -> prompts graded by ``medcalc`` (the evaluation's grader)."""
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in MEDCALC_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing MedCalc-Bench columns {missing}; expected the published CSV header")
-        for n, row in enumerate(reader, 2):  # line 1 is the header
-            try:
-                calc_id = int(row["Calculator ID"])
-            except ValueError:
-                raise ValueError(f"{path}: row {n}, column 'Calculator ID': {row['Calculator ID']!r} is not an "
-                                 "integer") from None
-            truth = _blank(row["Ground Truth Answer"])
-            if truth is None:
-                raise ValueError(f"{path}: row {n}, column 'Ground Truth Answer' is empty")
-            task = str(row.get("Calculator Name") or f"calculator_{calc_id}")
-            yield RLPrompt.make(
-                f"medcalc-{row['Row Number']}", "medcalc", task,
-                build_messages(row["Patient Note"], MEDCALC_INSTRUCTION.format(question=row["Question"]), True),
-                reward="medcalc", target=truth, output_type=row["Output Type"].strip(), calculator_id=calc_id,
-                lower_limit=_blank(row.get("Lower Limit")), upper_limit=_blank(row.get("Upper Limit")),
-                category=_blank(row.get("Category")))
+    """MedCalc-Bench CSV rows -> the evaluation's prompts, graded by ``medcalc`` (the evaluation's grader)."""
+    from evaluation.medcalc_bench import load_medcalc
+    from evaluation.samples import add_prompts
+
+    frame = add_prompts(load_medcalc([str(path)]))
+    for row in frame.itertuples(index=False):
+        grading = json.loads(row.grading)
+        truth = _blank(grading["ground_truth"])
+        if truth is None:
+            raise ValueError(f"{path}: sample {row.sample_id}: column 'Ground Truth Answer' is empty")
+        yield RLPrompt.make(row.sample_id.replace(":", "-"), "medcalc", row.task, json.loads(row.messages),
+                            reward="medcalc", target=truth, output_type=str(grading["output_type"]).strip(),
+                            calculator_id=int(grading["calculator_id"]), lower_limit=_blank(grading["lower_limit"]),
+                            upper_limit=_blank(grading["upper_limit"]), category=row.family)
 
 
 # ---------------------------------------------------------------- TrialGPT-style trial matching
@@ -185,41 +154,19 @@ def trial_matching_prompts(directory: str | Path, qrels: str = "qrels/test.tsv")
 
 # ---------------------------------------------------------------- EHRSHOT
 
-def ehrshot_prompts(labels_csv: str | Path, ehr_jsonl: str | Path, task: str,
-                    reweight_classes: bool = False) -> Iterator[RLPrompt]:
-    """One EHRSHOT task's labels + the patients' EHR text -> yes/no prompts graded by ``ehrshot_yes_no``."""
-    labels_csv, ehr_jsonl = Path(labels_csv), Path(ehr_jsonl)
-    if task not in EHRSHOT_QUESTIONS:
-        raise ValueError(f"EHRSHOT task {task!r} is not a binary task; choose one of {sorted(EHRSHOT_QUESTIONS)}")
-    ehr: dict[tuple[str, str], str] = {}
-    with ehr_jsonl.open() as fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                rec = json.loads(line)
-                try:
-                    ehr[(str(rec["patient_id"]), str(rec["prediction_time"]))] = rec["ehr"]
-                except KeyError as exc:
-                    raise ValueError(f"{ehr_jsonl}:{n}: missing {exc}; records need patient_id, prediction_time, "
-                                     "ehr") from None
-    rows = []
-    with labels_csv.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        for col in ("patient_id", "prediction_time", "value"):
-            if col not in (reader.fieldnames or []):
-                raise ValueError(f"{labels_csv}: missing column {col!r}; expected EHRSHOT's labeled_patients.csv")
-        for n, row in enumerate(reader, 2):
-            key = (row["patient_id"], row["prediction_time"])
-            if key not in ehr:
-                raise ValueError(f"{labels_csv}: row {n}: no EHR text for patient {key[0]} at {key[1]} in {ehr_jsonl}")
-            value = row["value"].strip().lower()
-            if value not in ("true", "false", "1", "0"):
-                raise ValueError(f"{labels_csv}: row {n}, column 'value': {row['value']!r} is not a boolean label "
-                                 "(lab tasks are binarised: any abnormal = True)")
-            rows.append((n, key, "yes" if value in ("true", "1") else "no"))
-    weights = class_weights([t for *_, t in rows]) if reweight_classes else {}
-    instruction = EHRSHOT_QUESTIONS[task] + YES_NO_SUFFIX
-    for n, (pid, time), target in rows:
-        extra = {"class_weight": weights[target]} if weights else {}
-        yield RLPrompt.make(f"ehrshot-{task}-{pid}-{time}", "ehrshot", task,
-                            build_messages(ehr[(pid, time)], instruction, False), reward="ehrshot_yes_no",
-                            target=target, thinking=False, **extra)
+def ehrshot_prompts(meds_root: str | Path, tasks: list[str] | None = None, labels: str | None = None,
+                    split: str | None = "train", reweight_classes: bool = False,
+                    max_per_task: int | None = None) -> Iterator[RLPrompt]:
+    """EHRSHOT binary tasks from the MEDS release -> the evaluation's yes/no prompts, graded by ``ehrshot_yes_no``;
+    with ``reweight_classes`` each label carries ``0.5 * N / N_class`` of its task (balanced-accuracy reward)."""
+    from evaluation.ehrshot import load_ehrshot
+    from evaluation.samples import add_prompts
+
+    frame = add_prompts(load_ehrshot(meds_root, labels=labels, split=split, tasks=tasks, max_per_task=max_per_task))
+    weights = {task: class_weights([t[0] for t in group["target"]]) for task, group in frame.groupby("task")} \
+        if reweight_classes else {}
+    for row in frame.itertuples(index=False):
+        target = row.target[0]
+        extra = {"class_weight": weights[row.task][target]} if weights else {}
+        yield RLPrompt.make(row.sample_id.replace(":", "-"), "ehrshot", row.task, json.loads(row.messages),
+                            reward="ehrshot_yes_no", target=target, thinking=False, **extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -14,13 +15,30 @@ from rl.prompts.sources import ehr_ins_prompts, ehrshot_prompts, medcalc_prompts
 from rl.rewards import score_labelled
 
 FIX = Path(__file__).parent / "fixtures"
-SOURCES = [
-    PromptSourceSpec(kind="ehr_ins", path=str(FIX / "ehr_ins.jsonl")),
-    PromptSourceSpec(kind="medcalc", path=str(FIX / "medcalc_bench.csv")),
-    PromptSourceSpec(kind="trial_matching", path=str(FIX / "trial_matching")),
-    PromptSourceSpec(kind="ehrshot", path=str(FIX / "ehrshot" / "new_hypertension" / "labeled_patients.csv"),
-                     ehr_path=str(FIX / "ehrshot" / "ehr.jsonl"), task="new_hypertension", reweight_classes=True),
-]
+
+
+@pytest.fixture(scope="module")
+def meds_root(tmp_path_factory):
+    """The evaluation's made-up EHRSHOT MEDS release (tests/evaluation/meds_fixture.py)."""
+    from tests.evaluation.meds_fixture import write_meds_fixture
+
+    return write_meds_fixture(tmp_path_factory.mktemp("ehrshot") / "EHRSHOT_MEDS")
+
+
+@pytest.fixture(autouse=True)
+def _meds_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EHR_R1_MEDS_READER_CACHE", str(tmp_path / "meds_cache"))
+
+
+@pytest.fixture
+def sources(meds_root):
+    return [
+        PromptSourceSpec(kind="ehr_ins", path=str(FIX / "ehr_ins.jsonl")),
+        PromptSourceSpec(kind="medcalc", path=str(FIX / "medcalc_bench.csv")),
+        PromptSourceSpec(kind="trial_matching", path=str(FIX / "trial_matching")),
+        PromptSourceSpec(kind="ehrshot", path=str(meds_root), tasks=["new_hypertension"], split=None,
+                         reweight_classes=True),
+    ]
 
 
 def _gold_answer(label: dict) -> str:
@@ -28,10 +46,10 @@ def _gold_answer(label: dict) -> str:
     return "\n".join(target) if isinstance(target, list) else str(target)
 
 
-def test_all_sources_share_one_schema_and_gold_answers_score_full_marks(tmp_path):
+def test_all_sources_share_one_schema_and_gold_answers_score_full_marks(tmp_path, sources):
     out = tmp_path / "prompts.jsonl"
-    counts = export_prompts(SOURCES, out, seed=1)
-    assert sum(counts.values()) == 4 + 4 + 3 + 4
+    counts = export_prompts(sources, out, seed=1)
+    assert sum(counts.values()) == 4 + 4 + 3 + 8
     records = list(read_prompts(out))
     assert {r.source for r in records} == {"ehr_ins", "medcalc", "trial_matching", "ehrshot"}
     for r in records:
@@ -46,7 +64,7 @@ def test_all_sources_share_one_schema_and_gold_answers_score_full_marks(tmp_path
     weights = [lab.get("class_weight", 1.0) for lab in labels]
     assert scores == pytest.approx(weights)  # the gold answer earns the full reward on every source
     assert list(read_prompts(out)) == records  # same order on re-read; seeded shuffle
-    assert export_prompts(SOURCES, tmp_path / "again.jsonl", seed=1) == counts
+    assert export_prompts(sources, tmp_path / "again.jsonl", seed=1) == counts
     assert (tmp_path / "again.jsonl").read_text() == out.read_text()
 
 
@@ -61,8 +79,12 @@ def test_ehr_ins_thinking_and_reward_follow_the_metric():
     assert [r.task for r in ehr_ins_prompts(FIX / "ehr_ins.jsonl", {"Readmission_30"})] == ["Readmission_30"]
 
 
-def test_medcalc_labels_carry_the_grading_rule():
+def test_medcalc_prompts_are_the_evaluation_prompts():
+    from evaluation.medcalc_bench import load_medcalc
+    from evaluation.samples import add_prompts
+
     rec = next(medcalc_prompts(FIX / "medcalc_bench.csv"))
+    assert rec.prompt == json.loads(add_prompts(load_medcalc([str(FIX / "medcalc_bench.csv")])).iloc[0]["messages"])
     label = json.loads(rec.label)
     assert label["reward"] == "medcalc" and label["calculator_id"] == 6 and label["output_type"] == "decimal"
     assert float(label["lower_limit"]) < float(label["target"]) < float(label["upper_limit"])
@@ -74,14 +96,20 @@ def test_trial_labels_are_names_not_codes():
                       "trial-trec-2021-fx1-NCT90000002": "not relevant"}
 
 
-def test_ehrshot_class_weights():
-    recs = list(ehrshot_prompts(FIX / "ehrshot/new_hypertension/labeled_patients.csv", FIX / "ehrshot/ehr.jsonl",
-                                "new_hypertension", reweight_classes=True))
-    weights = {json.loads(r.label)["target"]: json.loads(r.label)["class_weight"] for r in recs}
-    assert weights == {"yes": pytest.approx(2.0), "no": pytest.approx(2 / 3)}
-    plain = next(ehrshot_prompts(FIX / "ehrshot/new_hypertension/labeled_patients.csv", FIX / "ehrshot/ehr.jsonl",
-                                 "new_hypertension"))
-    assert "class_weight" not in json.loads(plain.label)
+def test_ehrshot_prompts_are_the_evaluation_prompts_with_class_weights(meds_root):
+    from evaluation.ehrshot import load_ehrshot
+    from evaluation.samples import add_prompts
+
+    recs = list(ehrshot_prompts(meds_root, ["new_hypertension"], split=None, reweight_classes=True))
+    labels = [json.loads(r.label) for r in recs]
+    assert [lab["target"] for lab in labels].count("yes") == 2 and len(recs) == 8
+    weights = {lab["target"]: lab["class_weight"] for lab in labels}
+    assert weights == {"yes": pytest.approx(2.0), "no": pytest.approx(8 / 12)}
+    evaluation = add_prompts(load_ehrshot(meds_root, split=None, tasks=["new_hypertension"]))
+    assert recs[0].prompt == json.loads(evaluation.iloc[0]["messages"])
+    assert recs[0].prompt[-1]["content"].endswith("Answer yes or no.\n/no_think")
+    train_only = list(ehrshot_prompts(meds_root, ["new_hypertension"]))  # default split: train (subjects 1, 2)
+    assert len(train_only) == 2 and "class_weight" not in json.loads(train_only[0].label)
 
 
 def _broken_copy(tmp_path: Path, rel: str, old: str, new: str) -> Path:
@@ -94,22 +122,19 @@ def _broken_copy(tmp_path: Path, rel: str, old: str, new: str) -> Path:
 
 @pytest.mark.parametrize("rel, old, new, call, fragment", [
     ("medcalc_bench.csv", "Calculator ID", "Calc", lambda r: medcalc_prompts(r / "medcalc_bench.csv"),
-     "missing MedCalc-Bench columns"),
+     "missing column(s) ['Calculator ID']"),
     ("medcalc_bench.csv", "\n1,6,", "\n1,six,", lambda r: medcalc_prompts(r / "medcalc_bench.csv"),
-     "row 2, column 'Calculator ID'"),
+     "medcalc_bench.csv:2: column 'Calculator ID'"),
     ("trial_matching/qrels/test.tsv", "NCT90000001\t2", "NCT90000001\t7",
      lambda r: trial_matching_prompts(r / "trial_matching"), "row 2, column 'score'"),
     ("trial_matching/qrels/test.tsv", "trec-2021-fx1\tNCT90000001", "trec-2021-zz\tNCT90000001",
      lambda r: trial_matching_prompts(r / "trial_matching"), "query-id 'trec-2021-zz' is not in queries.jsonl"),
-    ("ehrshot/new_hypertension/labeled_patients.csv", ",False,", ",Maybe,",
-     lambda r: ehrshot_prompts(r / "ehrshot/new_hypertension/labeled_patients.csv", r / "ehrshot/ehr.jsonl",
-                               "new_hypertension"), "row 2, column 'value'"),
     ("ehr_ins.jsonl", '"metric": "recall"', '"metric": "bleu"', lambda r: ehr_ins_prompts(r / "ehr_ins.jsonl"),
      "record 1 has task_info.metric 'bleu'"),
 ])
 def test_bad_rows_name_file_row_and_column(tmp_path, rel, old, new, call, fragment):
     root = _broken_copy(tmp_path, rel, old, new)
-    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
         list(call(root))
 
 
@@ -121,10 +146,8 @@ def test_failed_export_writes_nothing(tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".prompts.jsonl*"))
 
 
-def test_unknown_ehrshot_task_and_missing_paths():
-    with pytest.raises(ValueError, match="not a binary task"):
-        list(ehrshot_prompts(FIX / "ehrshot/new_hypertension/labeled_patients.csv", FIX / "ehrshot/ehr.jsonl", "x"))
+def test_unknown_ehrshot_task_and_missing_paths(meds_root):
+    with pytest.raises(ValueError, match="unknown EHRSHOT task"):
+        list(ehrshot_prompts(meds_root, ["chexpert"]))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         export_prompts([PromptSourceSpec(kind="medcalc", path="/nonexistent.csv")], "/tmp/unused.jsonl")
-    with pytest.raises(ValueError, match="needs ehr_path"):
-        PromptSourceSpec(kind="ehrshot", path="x.csv")
