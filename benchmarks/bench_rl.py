@@ -5,7 +5,7 @@
 - Rewards: each registered reward on its own kind of labelled outputs (right, wrong and malformed mixed), and the
   routed mix (``score_labelled`` with ``{task: 1, ehr_format: 0.2}``), in one process: samples/s.
 - Rollout: HF ``generate`` (what TRL's GRPOTrainer uses on CPU) of the tiny model, batches of
-  prompts x 4 samples, 64 new tokens, sampling on; generated tokens/s on one process with 2 torch threads.
+  prompts x 4 samples, 64 new tokens, sampling on; generated tokens/s on one process with 1 torch thread (as in a Ray Train worker).
 - GRPO step: the real job (``rl.grpo.run.run_grpo``: TorchTrainer, 2 CPU workers, TRL) for ``--steps`` steps of
   2 prompts x 4 generations, 64 completion tokens; seconds per step from TRL's ``step_time`` (step 1 excluded:
   warm-up), plus the wall time of the whole fit.
@@ -75,7 +75,7 @@ def bench_rollout(model_dir: Path, prompts: int = 4, samples: int = 4, new_token
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # like a Ray Train worker (OMP_NUM_THREADS=1); 2 threads thrash on shared cores
     tok = AutoTokenizer.from_pretrained(model_dir)
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
@@ -145,7 +145,7 @@ def main() -> None:
         print(f"| {name:<36} | {rate:>10,.0f} |")
 
     rate, batch, prompt_len = bench_rollout(model)
-    print(f"\nRollout (HF generate, tiny model, 2 threads, batch {batch}, prompt {prompt_len} tokens, 64 new)")
+    print(f"\nRollout (HF generate, tiny model, 1 thread, batch {batch}, prompt {prompt_len} tokens, 64 new)")
     print(f"| {'metric':<36} | {'value':>10} |\n|{'-' * 38}|{'-' * 12}|")
     print(f"| {'generated tokens/s':<36} | {rate:>10,.0f} |")
     if not args.skip_grpo:

@@ -60,6 +60,10 @@ def test_submit_uses_the_jobs_sdk(tmp_path, monkeypatch):
     env = calls["runtime_env"]
     assert env["working_dir"] == str(REPO) and json.loads(env["env_vars"]["EHR_RL_REWARD_SPEC"]) == cfg.reward
     assert env["env_vars"]["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"] == "1"
+    from ray.runtime_env import RuntimeEnv
+
+    assert not set(env) - RuntimeEnv.known_fields
+    RuntimeEnv(**env)  # Ray's own validation: field types, string env vars
 
 
 def test_submit_without_address_is_a_clear_error(tmp_path, monkeypatch):
