@@ -39,7 +39,7 @@ def fit_prompts(prompts_path: str | Path, tokenizer, max_prompt_length: int, out
                     user = rec["prompt"][-1]["content"]
                     ids = tokenizer(user, add_special_tokens=False)["input_ids"]
                     keep = len(ids) - (n - max_prompt_length)
-                    if keep < len(ids) // 4:  # the instruction alone would not fit: drop, do not mangle
+                    if keep < max_prompt_length // 2:  # the chat scaffolding eats the budget: drop, do not mangle
                         stats.dropped += 1
                         continue
                     rec["prompt"][-1]["content"] = tokenizer.decode(ids[-keep:])
@@ -52,13 +52,13 @@ def fit_prompts(prompts_path: str | Path, tokenizer, max_prompt_length: int, out
                 stats.prompts += 1
                 stats.max_prompt_tokens = max(stats.max_prompt_tokens, n)
                 out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        if not stats.prompts:
+            raise ValueError(f"{prompts_path}: every prompt is longer than grpo.max_prompt_length="
+                             f"{max_prompt_length} tokens even after cutting the EHR text; raise it")
         os.replace(tmp, out_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if not stats.prompts:
-        raise ValueError(f"{prompts_path}: every prompt is longer than grpo.max_prompt_length={max_prompt_length} "
-                         "tokens even after cutting the EHR text; raise it")
     (out_path.parent / f"{out_path.stem}.stats.json").write_text(json.dumps(asdict(stats), indent=1))
     return stats
 
