@@ -1,6 +1,6 @@
 """Evaluation throughput: samples/s of the tiny model with each backend at several batch sizes, on Ray Data.
 
-    .venv/bin/python -m benchmarks.bench_evaluate --samples 64 --batch-sizes 1 8 32 \
+    .venv/bin/python -m benchmarks.bench_evaluate --samples 256 --batch-sizes 1 8 32 \
         --backends transformers vllm http --max-new-tokens 16
 
 The same made-up decision samples (markdown EHR prompts, greedy generation of ``--max-new-tokens``) go through
@@ -71,7 +71,7 @@ def timed_run(backend, frame, batch_size: int) -> tuple[float, float | None, int
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="HF checkpoint (default: build training.tiny_model in a temp dir)")
-    parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--backends", nargs="+", default=["transformers", "vllm", "http"],
                         choices=["transformers", "vllm", "http"])
@@ -90,20 +90,23 @@ def main(argv: list[str] | None = None) -> None:
     ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     frame = samples_frame(args.samples)
     common = dict(max_new_tokens=args.max_new_tokens)
-    base_url = None
-    if "http" in args.backends:
-        from ray_jobs.config_loader import load_config
-        from serving.config import ServeConfig
-        from serving.launch import start
+    served: dict[str, str] = {}
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        cfg = load_config(ServeConfig, "ray_jobs/configs/serve/demo.yaml", [
-            "model.tiny_model=null", f"model.path={model}", "http.host=127.0.0.1", f"http.port={port}",
-            "app_name=bench-evaluate"])
-        base_url = start(cfg)
-        served = cfg.model.served_name
+    def serve_app() -> tuple[str, str]:
+        """The project's Serve app on the same model, started before the first http cell (it holds a CPU)."""
+        if not served:
+            from ray_jobs.config_loader import load_config
+            from serving.config import ServeConfig
+            from serving.launch import start
+
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            cfg = load_config(ServeConfig, "ray_jobs/configs/serve/demo.yaml", [
+                "model.tiny_model=null", f"model.path={model}", "http.host=127.0.0.1", f"http.port={port}",
+                "app_name=bench-evaluate"])
+            served.update(url=start(cfg), name=cfg.model.served_name)
+        return served["url"], served["name"]
 
     def make(kind: str, bs: int):
         if kind == "transformers":
@@ -112,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
             return VLLMBackend(model, max_input_tokens=1024, batch_size=bs, engine_kwargs={
                 "dtype": "float32", "enforce_eager": True, "max_num_seqs": max(bs, 1)},
                 env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_TARGET_DEVICE": "cpu"}, **common)
-        return HttpBackend(base_url, api="openai", model=served, batch_size=bs, concurrency=bs, timeout_s=300,
+        url, name = serve_app()
+        return HttpBackend(url, api="openai", model=name, batch_size=bs, concurrency=bs, timeout_s=300,
                            max_retries=2, backoff_s=0.5, **common)
 
     results: dict[tuple[str, int], tuple[float, float | None, int]] = {}

@@ -262,8 +262,9 @@ class HttpPredictor:
 
     def __init__(self, base_url: str, model: str | None, api: str, max_new_tokens: int, timeout_s: float,
                  max_retries: int, backoff_s: float, concurrency: int, api_key_env: str | None = None,
-                 top_logprobs: int = 20):
+                 top_logprobs: int = 20, max_consecutive_failures: int = 16):
         import os
+        import threading
 
         import httpx
 
@@ -274,6 +275,9 @@ class HttpPredictor:
         self.model, self.api, self.max_new_tokens = model, api, max_new_tokens
         self.max_retries, self.backoff_s, self.concurrency, self.top_logprobs = (max_retries, backoff_s, concurrency,
                                                                                  top_logprobs)
+        # an endpoint that is down fails fast instead of spending every sample's retries on it
+        self.max_consecutive_failures, self.consecutive_failures = max_consecutive_failures, 0
+        self._lock = threading.Lock()
 
     def _post(self, path: str, body: dict) -> dict:
         import httpx
@@ -346,12 +350,20 @@ class HttpPredictor:
                        completion_tokens=usage.get("completion_tokens", 0))
 
     def _one(self, row) -> dict:
+        if self.consecutive_failures >= self.max_consecutive_failures:
+            return _result(row.sample_id, status="error", error=f"not sent: the endpoint failed "
+                           f"{self.consecutive_failures} requests in a row (after retries); re-run to resume")
         try:
-            return self._ehr_predict(row) if self.api == "ehr_predict" else self._chat(row)
+            result = self._ehr_predict(row) if self.api == "ehr_predict" else self._chat(row)
         except RetryableHTTPError as exc:
+            with self._lock:
+                self.consecutive_failures += 1
             return _result(row.sample_id, status="error", error=str(exc)[:500])
         except (ValueError, KeyError, IndexError, TypeError) as exc:  # a 4xx or a malformed answer: permanent
             return _result(row.sample_id, status="skipped", error=f"{type(exc).__name__}: {exc}"[:500])
+        with self._lock:
+            self.consecutive_failures = 0
+        return result
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         from concurrent.futures import ThreadPoolExecutor
@@ -364,10 +376,11 @@ class HttpPredictor:
 class HttpBackend:
     def __init__(self, base_url: str, *, api: str, model: str | None, max_new_tokens: int, batch_size: int,
                  concurrency: int, timeout_s: float, max_retries: int, backoff_s: float,
-                 api_key_env: str | None = None, num_actors: int = 1):
+                 api_key_env: str | None = None, num_actors: int = 1, max_consecutive_failures: int = 16):
         self.kwargs = dict(base_url=base_url, model=model, api=api, max_new_tokens=max_new_tokens,
                            timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
-                           concurrency=concurrency, api_key_env=api_key_env)
+                           concurrency=concurrency, api_key_env=api_key_env,
+                           max_consecutive_failures=max_consecutive_failures)
         self.batch_size, self.num_actors = batch_size, num_actors
 
     def apply(self, ds):

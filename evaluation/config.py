@@ -83,6 +83,9 @@ class HttpSpec(_Strict):
     timeout_s: float = Field(300.0, gt=0)
     max_retries: int = Field(4, ge=0)
     backoff_s: float = Field(1.0, ge=0)
+    max_consecutive_failures: int = Field(16, ge=1)
+    """After this many samples in a row failed their retries, the rest of the run is not sent (the endpoint is down):
+    the run ends with what it has and a re-run resumes."""
     allow_third_party: bool = False
     """Sending EHR text to a non-local endpoint is an explicit opt-in (data-use agreements forbid it by default)."""
 

@@ -81,7 +81,7 @@ def build_backend(cfg: EvaluateConfig):
     return backends.HttpBackend(h.base_url, api=h.api, model=h.model, max_new_tokens=be.max_new_tokens,
                                 batch_size=be.batch_size, concurrency=h.concurrency, timeout_s=h.timeout_s,
                                 max_retries=h.max_retries, backoff_s=h.backoff_s, api_key_env=h.api_key_env,
-                                num_actors=h.num_actors)
+                                num_actors=h.num_actors, max_consecutive_failures=h.max_consecutive_failures)
 
 
 def prediction_fingerprint(cfg: EvaluateConfig, samples: pd.DataFrame) -> dict:
@@ -150,8 +150,9 @@ def evaluate(cfg: EvaluateConfig) -> EvaluationResult:
     log.info("inference: %d reused, %d run, %d failed in %.1f s", summary.reused, summary.ran, summary.errors,
              summary.seconds)
     if summary.errors:
+        retries = f" after {cfg.backend.http.max_retries} retries" if cfg.backend.kind == "http" else ""
         raise EvaluationIncomplete(
-            f"{summary.errors} of {summary.total} samples failed after {cfg.backend.http.max_retries} retries (see "
+            f"{summary.errors} of {summary.total} samples failed{retries} (see "
             f"the `error` column in {run_dir / 'predictions'}); the {summary.total - summary.errors} predictions "
             "made are kept. Re-run the same command to retry only the failed samples.")
     predictions = read_predictions(run_dir / "predictions")

@@ -112,13 +112,13 @@ class FakeOpenAI:
         self.server.server_close()
 
 
-def _http_config(tmp_path, bench, port, retries=3):
+def _http_config(tmp_path, bench, port, retries=3, max_consecutive_failures=16):
     return EvaluateConfig.model_validate({
         "output_dir": str(tmp_path), "run_name": "http", "model": {"name": "fake"}, "progress": False,
         "benchmark": {"kind": "ehr_bench", "paths": [str(bench)]},
         "backend": {"kind": "http", "batch_size": 4, "max_new_tokens": 8,
                     "http": {"base_url": f"http://127.0.0.1:{port}", "max_retries": retries, "backoff_s": 0.01,
-                             "concurrency": 2}},
+                             "concurrency": 2, "max_consecutive_failures": max_consecutive_failures}},
         "scoring": {"n_bootstrap": 20}})
 
 
@@ -131,9 +131,12 @@ def test_endpoint_failing_mid_run_costs_retries_and_a_resume_not_scored_results(
     n_samples = len(load_ehr_bench([str(ehr_bench_file)]))
     server = FakeOpenAI(fail_every=5, down_after=10)  # flaky from the start, then down for good
     try:
-        cfg = _http_config(tmp_path, ehr_bench_file, server.port)
+        cfg = _http_config(tmp_path, ehr_bench_file, server.port, max_consecutive_failures=2)
         with pytest.raises(EvaluationIncomplete, match="Re-run the same command"):
             evaluate(cfg)
+        # once down, the samples in flight spent their retries (4 requests each; at most 4 with concurrency 2)
+        # and the other 10 were not sent (without the breaker: 14 x 4 = 56 failed requests)
+        assert server.calls - server.successes <= 3 + 4 * 4
         kept = read_predictions(tmp_path / "http" / "predictions")
         ok_first = set(kept.loc[kept["status"] == "ok", "sample_id"])
         assert len(ok_first) == 10  # every success was kept despite the 500s (retried) and the outage
