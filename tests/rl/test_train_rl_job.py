@@ -81,3 +81,16 @@ def test_invalid_config_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
         train_rl.main(["--config", str(CONFIG), "grpo.num_generations=1"])
     assert exc.value.code == 2 and "grpo.num_generations" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "ray_jobs" / "configs" / "train_rl").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_preset_validates_with_its_own_backend(config):
+    from ray_jobs.config_loader import load_config
+    from rl.config import RLJobConfig
+
+    cfg = load_config(RLJobConfig, config)
+    if cfg.trl.use_vllm:  # the one-GPU TRL preset generates with vLLM on its GPU
+        assert cfg.scaling.use_gpu and cfg.scaling.num_workers == 1 or cfg.backend == "openrlhf"
+    if cfg.backend == "trl" and not cfg.scaling.use_gpu:
+        assert cfg.grpo.max_prompt_length + cfg.grpo.max_completion_length <= 2048  # the tiny model's context
