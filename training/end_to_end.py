@@ -1,7 +1,7 @@
 """The whole EHR-R1 recipe in one job, on the embedded default or real data.
 
     MIMIC-IV (or the synthetic cohort) -> timelines -> EHR-Ins / EHR-Bench -> stage-2 reasoning records
-    -> SFT stage 1 (domain adaptation) -> SFT stage 2 (reasoning enhancement)
+    -> SFT stage 1 (domain adaptation) -> SFT stage 2 (reasoning enhancement) [-> RL (GRPO), when ``rl`` is set]
 
 Each stage keeps its own strict config class; this config embeds them and fills in the paths that connect them
 (everything lives under ``output_dir``), so every stage's config is validated before the first one starts.
@@ -53,6 +53,9 @@ class PipelineConfig(BaseModel):
     #: Evaluate the stage-2 model on the EHR-Bench built above (keys of evaluation.config.EvaluateConfig minus
     #: output_dir, model.path and benchmark.paths, which are wired here); null skips the evaluation.
     evaluation: dict[str, Any] | None = None
+    rl: dict[str, Any] | None = None
+    """The RL stage after stage 2 (keys of rl.config.RLJobConfig minus model_path and run.storage_path; data
+    defaults to the EHR-Ins export). None = no RL stage."""
     ray_address: str | None = None
     ray_num_cpus: int | None = Field(None, ge=1)
     log_level: str = "INFO"
@@ -60,6 +63,7 @@ class PipelineConfig(BaseModel):
     _datasets_cfg: Any = PrivateAttr(None)
     _stage_cfgs: dict[int, Any] = PrivateAttr(default_factory=dict)
     _evaluation_cfg: Any = PrivateAttr(None)
+    _rl_cfg: Any = PrivateAttr(None)
 
     @property
     def out(self) -> Path:
@@ -124,6 +128,8 @@ class PipelineConfig(BaseModel):
                     "model": {"path": str(Path(runs) / s2.run.name / "final_model")},
                     "benchmark": {"kind": "ehr_bench",
                                   "paths": [str(self.out / "datasets" / "ehr_bench" / "ehr_bench.jsonl")]}}))
+            if self.rl is not None and s2 is not None:
+                self._rl_cfg = validate("rl", _rl_job_config(), self._rl_section(s2, runs))
         if errors:
             raise ValueError("; ".join(errors))
         return self
@@ -137,6 +143,16 @@ class PipelineConfig(BaseModel):
             stage["tiny_model"].setdefault("output_dir", str(self.out / "tiny_model"))
         return stage
 
+    def _rl_section(self, s2, runs: str) -> dict[str, Any]:
+        rl = self._defaults_under_output(self.rl or {})
+        rl.setdefault("data", {"sources": [{"kind": "ehr_ins", "path": str(self.ehr_ins_jsonl), "max_samples": 64}]})
+        rl.setdefault("backend", "trl")
+        return _merge(rl, {"model_path": str(Path(runs) / s2.run.name / "final_model"),
+                           "run": {"storage_path": runs}})
+
+    def rl_config(self):
+        return self._rl_cfg
+
     def datasets_config(self):
         return self._datasets_cfg
 
@@ -147,6 +163,12 @@ class PipelineConfig(BaseModel):
         return self._evaluation_cfg
 
 
+def _rl_job_config():
+    from rl.config import RLJobConfig
+
+    return RLJobConfig
+
+
 @dataclass
 class PipelineResult:
     datasets: dict[str, dict]
@@ -154,6 +176,7 @@ class PipelineResult:
     stage1_model: Path
     stage2_model: Path
     report: Path | None = None
+    rl_model: Path | None = None
 
 
 def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
@@ -188,7 +211,26 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
 
         log.info("evaluation of the stage-2 model on EHR-Bench -> %s", cfg.evaluation_config().output_dir)
         report = evaluate(cfg.evaluation_config()).report_html
-    return PipelineResult(summaries, cfg.reasoning_jsonl, models[1], models[2], report)
+    return PipelineResult(summaries, cfg.reasoning_jsonl, models[1], models[2], report,
+                          rl_model=run_rl_stage(cfg))
+
+
+def run_rl_stage(cfg: PipelineConfig) -> Path | None:
+    """GRPO from the stage-2 model (TRL on Ray Train), skipped when not configured or already trained."""
+    rl = cfg.rl_config()
+    if rl is None:
+        return None
+    final = Path(rl.run.storage_path).expanduser().resolve() / rl.run.name / "final_model"
+    log.info("[RL] GRPO from stage 2 -> %s", final)
+    if (final / "config.json").is_file():
+        log.info("RL stage already trained, skipping (delete %s to retrain)", final.parent)
+        return final
+    if rl.backend != "trl":
+        raise ValueError("rl.backend: the pipeline runs the RL stage in-process with backend trl; submit OpenRLHF "
+                         "runs with ray_jobs.train_rl")
+    from rl.grpo.run import run_grpo
+
+    return run_grpo(rl).final_model
 
 
 def describe(cfg: PipelineConfig, result: PipelineResult) -> str:
@@ -204,7 +246,7 @@ datasets:
   reasoning  {result.reasoning_jsonl}
 models:
   stage 1    {result.stage1_model}
-  stage 2    {result.stage2_model}
+  stage 2    {result.stage2_model}{f"{chr(10)}  RL (GRPO) {result.rl_model}" if result.rl_model else ""}
 
 Look at one sample:      .venv/bin/python -c "import datasets; print(datasets.load_dataset('json', data_files='{cfg.ehr_ins_jsonl}')['train'][0]['input'][:2000])"
 Per-task counts:         cat {Path(timelines) / 'summary.json'}

@@ -34,6 +34,7 @@ EXPECTED_CONFIGS = {
     "launcher/aws-gpu.yaml",
     "launcher/local.yaml",
     "runtime_env/default.yaml",
+    "runtime_env/openrlhf.yaml",
 }
 RAY_VERSION = "2.60.0"
 CPU_IMAGE = "rayproject/ray:2.60.0-py311"
@@ -98,7 +99,7 @@ def _gpu_limit(container: dict) -> int:
 def test_every_shipped_config_is_found_and_loads():
     found = set(CONFIGS)
     assert found == EXPECTED_CONFIGS, f"missing {EXPECTED_CONFIGS - found}, unexpected {found - EXPECTED_CONFIGS}"
-    assert len(CONFIGS) == 10
+    assert len(CONFIGS) == 11
     assert len(KUBERAY) == 6 and len(RAYJOBS) == 4 and len(LAUNCHERS) == 2
     assert len(CLUSTER_SPECS) == 6  # raycluster + 4 embedded RayJob clusters + the RayService cluster
 

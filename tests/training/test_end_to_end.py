@@ -68,9 +68,12 @@ def test_small_pipeline_end_to_end(tmp_path, ray_session):
     assert result.report.is_file() and str(result.report) in text
     metrics = json.loads((result.report.parent / "metrics.json").read_text())
     assert metrics["run"]["model"] == str(result.stage2_model) and metrics["run"]["scored"] > 0
+    # the RL stage ran a few GRPO steps from the stage-2 model
+    rl_log = json.loads((result.rl_model / "training_state.json").read_text())["log_history"]
+    assert [h["step"] for h in rl_log if "reward" in h] == list(range(1, cfg.rl_config().grpo.max_steps + 1))
 
     # A re-run resumes: every stage is found finished and skipped, models untouched.
     mtime = (result.stage2_model / "config.json").stat().st_mtime
     again = run_pipeline(cfg)
-    assert again.stage2_model == result.stage2_model
+    assert again.stage2_model == result.stage2_model and again.rl_model == result.rl_model
     assert (result.stage2_model / "config.json").stat().st_mtime == mtime

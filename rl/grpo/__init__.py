@@ -1,0 +1,1 @@
+"""GRPO that runs here: TRL's GRPOTrainer under Ray Train (CPU workers, or GPUs with vLLM generation)."""

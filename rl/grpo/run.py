@@ -1,0 +1,110 @@
+"""The TRL backend on the driver: export and fit the prompts, preflight, then a Ray Train ``TorchTrainer``.
+
+Layout of a run (``{run.storage_path}/{run.name}/``)::
+
+    prompts.jsonl          the exported prompts (all sources, one schema)
+    prompts.fit.jsonl      the same, fitted to grpo.max_prompt_length with the actor's chat template
+    checkpoint_*/          HF checkpoints reported by the workers
+    attempts.jsonl         the step each attempt started from
+    final_model/           the policy in HF format (+ training_state.json with the per-step log)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from rl.config import RLJobConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RLResult:
+    final_model: Path
+    run_dir: Path
+    metrics: dict
+    prompts: dict
+
+
+def run_dir_of(cfg: RLJobConfig) -> Path:
+    return Path(cfg.run.storage_path).expanduser().resolve() / cfg.run.name
+
+
+def prompts_path_of(cfg: RLJobConfig) -> Path:
+    return Path(cfg.data.prompts_path).expanduser().resolve() if cfg.data.prompts_path else (
+        run_dir_of(cfg) / "prompts.jsonl")
+
+
+def preflight_model(model_path: Path, max_prompt_length: int, max_completion_length: int) -> None:
+    """The starting checkpoint loads and has a chat template; every problem reported together."""
+    from training.sft import WEIGHT_FILES
+
+    errors = []
+    if not (model_path / "config.json").is_file():
+        errors.append(f"model_path: {model_path} is not an HF checkpoint (no config.json); point it to the stage-2 "
+                      "final_model directory")
+    elif not any((model_path / f).is_file() for f in WEIGHT_FILES):
+        errors.append(f"model_path: {model_path} has no weights ({' / '.join(WEIGHT_FILES)})")
+    else:
+        from transformers import AutoConfig, AutoTokenizer
+
+        mcfg, tok = AutoConfig.from_pretrained(model_path), AutoTokenizer.from_pretrained(model_path)
+        limit = getattr(mcfg, "max_position_embeddings", None)
+        if limit and max_prompt_length + max_completion_length > limit:
+            errors.append(f"grpo.max_prompt_length + grpo.max_completion_length = "
+                          f"{max_prompt_length + max_completion_length} > the model's max_position_embeddings "
+                          f"{limit}; lower them")
+        if not tok.chat_template:
+            errors.append(f"model_path: {model_path} has no chat template; use the stage-2 checkpoint")
+    if errors:
+        raise ValueError("cannot start the RL job:\n  - " + "\n  - ".join(errors))
+
+
+def prepare_prompts(cfg: RLJobConfig, model_path: Path) -> tuple[Path, dict]:
+    from transformers import AutoTokenizer
+
+    from rl.grpo.data import fit_prompts
+    from rl.prompts import export_prompts
+
+    raw = prompts_path_of(cfg)
+    counts = export_prompts(cfg.data.sources, raw, cfg.data.seed)
+    fitted = raw.with_name(raw.stem + ".fit.jsonl")
+    stats = fit_prompts(raw, AutoTokenizer.from_pretrained(model_path), cfg.grpo.max_prompt_length, fitted)
+    log.info("prompts: %d (%d cut to %d tokens, %d dropped)", stats.prompts, stats.truncated,
+             cfg.grpo.max_prompt_length, stats.dropped)
+    return fitted, counts
+
+
+def run_grpo(cfg: RLJobConfig) -> RLResult:
+    """Export prompts, then GRPO with TRL on Ray Train; returns where the final model is."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from rl.grpo.worker import train_loop_per_worker
+
+    if cfg.backend != "trl":
+        raise ValueError(f"run_grpo runs backend 'trl'; this config says {cfg.backend!r} (use rl.openrlhf.submit)")
+    model_path = Path(cfg.model_path).expanduser().resolve()
+    preflight_model(model_path, cfg.grpo.max_prompt_length, cfg.grpo.max_completion_length)
+    run_dir = run_dir_of(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prompts, counts = prepare_prompts(cfg, model_path)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg.model_dump(), "model_path": str(model_path), "prompts_path": str(prompts),
+                           "run_dir": str(run_dir)},
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
+                                               resources_per_worker=cfg.scaling.resources_per_worker),
+        run_config=ray.train.RunConfig(
+            name=cfg.run.name, storage_path=str(run_dir.parent),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.num_to_keep),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures)),
+    )
+    result = trainer.fit()
+    final = run_dir / "final_model"
+    if not (final / "config.json").is_file():
+        raise RuntimeError(f"GRPO finished but {final} holds no model; see the worker logs")
+    log.info("final model: %s", final)
+    return RLResult(final_model=final, run_dir=run_dir, metrics=dict(result.metrics or {}), prompts=counts)
