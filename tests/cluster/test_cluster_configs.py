@@ -409,7 +409,7 @@ def _job_config_class(module: str) -> type:
 def test_every_kuberay_job_config_validates_with_its_overrides(label, module, config, overrides, monkeypatch,
                                                                  tmp_path):
     """A misspelt override key or a preset that drifted from its config class fails here, not hours into a run."""
-    from ray_jobs.config_loader import load_config
+    from jobkit.config import load_config
 
     monkeypatch.chdir(REPO)  # the job's cwd is the unpacked working_dir
     # The serve preset listens on 0.0.0.0 and refuses to load without API keys (the pods get them from a Secret).

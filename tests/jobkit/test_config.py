@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from ray_jobs.config_loader import ConfigError, apply_override, load_config, parse_job_args
+from jobkit.config import ConfigError, apply_override, load_config, parse_job_args
 
 
 class Inner(BaseModel):
@@ -89,7 +89,7 @@ def test_parse_job_args_exits_2_with_message(tmp_path, capsys):
 
 
 def test_validate_config_inline_does_not_mutate_input():
-    from ray_jobs.config_loader import validate_config
+    from jobkit.config import validate_config
 
     data = {"inner": {"num_patients": 3}}
     cfg = validate_config(Outer, data, "args.config", ["inner.seed=9"])
