@@ -63,11 +63,24 @@ def validate_config(model: type[M], data: dict[str, Any], source: str = "<inline
         raise ConfigError(_format_errors(source, err)) from None
 
 
+#: The checkout (or the project image's /home/ray/ehr-r1-ray) that holds ``ray_jobs/configs/``.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """``path`` as given when it exists (relative to the cwd); a relative path that does not is looked up in the
+    project root, so ``--config ray_jobs/configs/...`` works from any cwd (a Ray worker's, a pod's)."""
+    path = Path(path).expanduser()
+    if path.is_file() or path.is_absolute() or not (PROJECT_ROOT / path).is_file():
+        return path
+    return PROJECT_ROOT / path
+
+
 def load_config(model: type[M], path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> M:
     data: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
-        path = Path(path)
+        path = resolve_config_path(path)
         source = str(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; pass --config with a path to a YAML file")
