@@ -1,5 +1,5 @@
-"""Two Ray nodes on one machine (`ray start` head + worker, distinct node resources), the first pipeline stage
-submitted with `ray job submit`: its Ray work must run on both nodes, and killing the worker node mid-job must be
+"""Two Ray nodes on one machine (`ray start` head + worker, distinct node resources), the first two pipeline
+stages submitted with `ray job submit`: their Ray work must run on both nodes, and killing the worker node mid-job must be
 survived (the job succeeds) or reported clearly (the job fails naming the lost node/worker).
 
 Only the Ray processes this test starts are stopped: each node has its own --temp-dir, and the processes whose
@@ -110,11 +110,20 @@ class TwoNodes:
             time.sleep(3)
         raise TimeoutError(f"job {job_id} still running after {timeout}s")
 
+    def worker_node_id(self) -> str:
+        from ray.util.state import list_nodes
+
+        [node] = [n.node_id for n in list_nodes(address=self.address, detail=True)
+                  if "worker_node" in (n.resources_total or {})]
+        return node
+
     def task_nodes(self, job_id: str) -> set[str]:
-        """Node ids of the finished Ray tasks/actors of the job (Ray's state API)."""
+        """Node ids of the Ray tasks/actors of the job so far (Ray's state API)."""
         from ray.util.state import list_tasks
 
         job = self.client().get_job_info(job_id).job_id
+        if job is None:  # the driver has not started yet
+            return set()
         tasks = list_tasks(address=self.address, filters=[("job_id", "=", job)], limit=10_000, detail=True,
                            raise_on_missing_output=False)
         return {t.node_id for t in tasks if t.node_id and t.type != "DRIVER_TASK"}
@@ -145,16 +154,28 @@ def test_first_stage_runs_on_both_nodes_and_a_lost_worker_is_survived_or_reporte
     nodes = two_nodes.task_nodes("timelines-1")
     assert len(nodes) == 2, f"Ray work ran on {len(nodes)} node(s): {nodes}"
 
-    # A second run into a fresh folder; the worker node is killed while it works.
+    # The next stage reads what the first wrote (Ray Data actors across both nodes).
+    datasets = tmp_path / "datasets"
+    two_nodes.submit("datasets-1", "ray_jobs.build_datasets", "--config", "ray_jobs/configs/build_datasets/demo.yaml",
+                     "timelines=null", f"timelines_dir={out / 'timelines'}", f"output_dir={datasets}")
+    status = two_nodes.wait("datasets-1")
+    assert status == "SUCCEEDED", two_nodes.client().get_job_logs("datasets-1")[-3000:]
+    assert (datasets / "ehr_ins" / "ehr_ins.parquet").is_file() and (datasets / "ehr_bench" / "ehr_bench.parquet").is_file()
+    nodes = two_nodes.task_nodes("datasets-1")
+    assert len(nodes) == 2, f"dataset work ran on {len(nodes)} node(s): {nodes}"
+
+    # A second run (a larger cohort) into a fresh folder; the worker node is killed as soon as the job has work on it.
     out2 = tmp_path / "timelines2"
     two_nodes.submit("timelines-2", "ray_jobs.build_timelines", "--config",
-                     "ray_jobs/configs/build_timelines/demo.yaml", "synthetic.num_patients=40", "num_buckets=4",
+                     "ray_jobs/configs/build_timelines/demo.yaml", "synthetic.num_patients=400", "num_buckets=8",
                      f"output_dir={out2}")
     client = two_nodes.client()
-    deadline = time.time() + 300
-    while time.time() < deadline and str(client.get_job_status("timelines-2")).split(".")[-1] == "PENDING":
-        time.sleep(1)
-    time.sleep(8)  # into the work (cohort generation, then the timeline tasks)
+    worker = two_nodes.worker_node_id()
+    deadline = time.time() + 600
+    while time.time() < deadline and worker not in two_nodes.task_nodes("timelines-2"):
+        assert str(client.get_job_status("timelines-2")).split(".")[-1] in {"PENDING", "RUNNING"}, (
+            client.get_job_logs("timelines-2")[-3000:])
+        time.sleep(0.5)
     at_kill = str(client.get_job_status("timelines-2")).split(".")[-1]
     _kill_node(two_nodes.worker_tmp)
     assert at_kill == "RUNNING", f"the job was {at_kill} when the worker was killed; the kill tested nothing"
