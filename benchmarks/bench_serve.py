@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ray import serve
 
-    from ray_jobs.config_loader import load_config
+    from jobkit.config import load_config
     from serving.app import resolve_model_path
     from serving.config import ServeConfig
     from serving.launch import start

@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 from data_pipeline.datasets.config import BuildDatasetsConfig
-from ray_jobs.config_loader import parse_job_args
-from ray_jobs.runtime import setup_logging
+from jobkit.config import parse_job_args
+from jobkit.ray_runtime import setup_logging
 
 
 def main(argv: list[str] | None = None) -> None:

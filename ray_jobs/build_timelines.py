@@ -15,8 +15,8 @@ import sys
 
 from data_pipeline.mimic.reader import MimicDataError
 from data_pipeline.timeline.config import TimelineConfig
-from ray_jobs.config_loader import parse_job_args
-from ray_jobs.runtime import setup_logging
+from jobkit.config import parse_job_args
+from jobkit.ray_runtime import setup_logging
 
 
 def main(argv: list[str] | None = None) -> None:

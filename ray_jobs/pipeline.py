@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from ray_jobs.config_loader import parse_job_args
-from ray_jobs.runtime import setup_logging
+from jobkit.config import parse_job_args
+from jobkit.ray_runtime import setup_logging
 from training.end_to_end import PipelineConfig, describe, run_pipeline
 
 

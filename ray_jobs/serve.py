@@ -4,7 +4,7 @@
     ray job submit --working-dir . -- python -m ray_jobs.serve --config ray_jobs/configs/serve/demo.yaml
 """
 
-from ray_jobs.config_loader import parse_job_args
+from jobkit.config import parse_job_args
 from serving.config import ServeConfig
 from serving.launch import run
 

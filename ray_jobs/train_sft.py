@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from ray_jobs.config_loader import parse_job_args
-from ray_jobs.runtime import init_ray, setup_logging
+from jobkit.config import parse_job_args
+from jobkit.ray_runtime import init_ray, setup_logging
 from training.config import SFTJobConfig
 
 

@@ -49,7 +49,7 @@ class EHRIngress:
     """One replica: tokenizer + engine (or engine handle) + the FastAPI app."""
 
     def __init__(self, config: dict, model_path: str, llm_server=None):
-        from ray_jobs.runtime import setup_logging
+        from jobkit.ray_runtime import setup_logging
         from serving.http_api import make_api  # noqa: F401 - fail fast on a broken install
         from serving.metrics import Metrics
         from serving.prompts import PromptCodec

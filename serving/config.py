@@ -199,7 +199,7 @@ class ServeConfig(_Strict):
 def config_from_args(config_path: str | None = None, config: dict | None = None,
                      overrides: list[str] | tuple[str, ...] = ()) -> ServeConfig:
     """Validate the config given to ``build_app``: a YAML path or an inline mapping (not both)."""
-    from ray_jobs.config_loader import ConfigError, load_config, validate_config
+    from jobkit.config import ConfigError, load_config, validate_config
 
     if (config_path is None) == (config is None):
         raise ConfigError("serving.app:build_app needs exactly one of args.config_path (a YAML file) or "

@@ -36,7 +36,7 @@ def start(cfg: ServeConfig) -> str:
     """Deploy the app (on RAY_ADDRESS / ray.address, else a private local Ray) and return its base URL."""
     from ray import serve
 
-    from ray_jobs.runtime import init_ray
+    from jobkit.ray_runtime import init_ray
     from serving.app import auth_banner, build_app_from_config
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
@@ -50,7 +50,7 @@ def run(cfg: ServeConfig) -> None:
     """The `ray_jobs/serve.py` lifecycle: start, print usage, block, shut down on Ctrl-C / SIGTERM."""
     from ray import serve
 
-    from ray_jobs.runtime import setup_logging
+    from jobkit.ray_runtime import setup_logging
 
     setup_logging(cfg.log_level)
     start(cfg)

@@ -154,7 +154,7 @@ def audit_dataset(dataset_dir: str | Path, timelines_dir: str | Path) -> AuditRe
     """Audit every sample of an exported dataset against the timelines it was built from."""
     from tqdm import tqdm
 
-    from data_pipeline.datasets.stages import read_shard
+    from data_pipeline.datasets.schemas import read_shard
 
     dataset_dir, timelines_dir = Path(dataset_dir), Path(timelines_dir)
     if not any(timelines_dir.glob("part-*.parquet")) and (timelines_dir / "timelines").is_dir():

@@ -10,7 +10,7 @@
    :mod:`sampling`): driver memory O(sum of the caps), not O(candidates); the same rows whatever the sharding.
 4. **Render** (Ray Data actor pool over the shards with selected rows): the selection is written per timeline
    shard to ``<output_dir>/_work/selected/`` and each actor reads only its shard's file, renders (assembly, left
-   truncation, candidates: :class:`stages.ShardRenderWorker`) and writes ``_work/rendered/<shard>.parquet``
+   truncation, candidates: :class:`shards.ShardRenderWorker`) and writes ``_work/rendered/<shard>.parquet``
    (:mod:`shards`); only the patients with selected samples do any work.
 5. **Write** (driver, streaming): the rendered parts, a bounded slice at a time in shard order, to jsonl + parquet
    + provenance + summary per dataset, committed atomically; a dataset whose ``_SUCCESS.json`` fingerprint
@@ -175,7 +175,7 @@ def explain_missing(tasks: list[str], have: set[str], pool_sizes: Counter) -> di
 
 def build_datasets(cfg: BuildDatasetsConfig) -> dict[str, dict]:
     """Build every configured dataset; returns ``{name: summary}`` and prints the per-task count tables."""
-    from ray_jobs.runtime import init_ray
+    from jobkit.ray_runtime import init_ray
 
     out = Path(cfg.output_dir)
     timelines_dir = resolve_timelines(cfg)
@@ -291,7 +291,7 @@ def render_and_write(cfg, selected: dict[str, str], vocab, writers: dict[str, Da
     """
     import ray
 
-    from data_pipeline.datasets.stages import ShardRenderWorker
+    from data_pipeline.datasets.shards import ShardRenderWorker
 
     folder.mkdir(parents=True, exist_ok=True)
     order = list(selected)

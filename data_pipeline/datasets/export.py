@@ -104,7 +104,7 @@ class DatasetWriter:
         self._jsonl.close()
         self._parquet.close()
         if self._prov is None:  # an empty dataset still gets a (typed, empty) provenance file
-            from data_pipeline.datasets.stages import SAMPLE_SCHEMA
+            from data_pipeline.datasets.schemas import SAMPLE_SCHEMA
 
             pq.write_table(SAMPLE_SCHEMA.empty_table().select(PROVENANCE_COLUMNS), self.tmp / "provenance.parquet")
         else:

@@ -30,7 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from data_pipeline.datasets.stages import INDEX_SCHEMA, SAMPLE_SCHEMA, read_shard
+from data_pipeline.datasets.schemas import INDEX_SCHEMA, SAMPLE_SCHEMA, read_shard
+from data_pipeline.datasets.stages import RenderWorker
 
 SELECTED_SCHEMA = pa.schema([*INDEX_SCHEMA, pa.field("dataset", pa.string()), pa.field("idx", pa.int64())])
 #: A rendered part: the samples plus the number of the patient batch each came from (export flushes only at
@@ -197,3 +198,23 @@ def _count(st: dict, part: pa.Table) -> None:
             st["leaking"][task] += 1
             if len(st["leak_examples"]) < 20:
                 st["leak_examples"].append((task, idx, leaks.split("; ")[0]))
+
+
+class ShardRenderWorker(RenderWorker):
+    """:class:`RenderWorker` as a Ray Data UDF over items ``{path, selection, out}``: a timeline shard, the file
+    of that shard's selected rows and the part to write (this module). Only one shard's selection is held at a
+    time, never the whole selection; yields one small row per shard (``DONE_SCHEMA``)."""
+
+    def __init__(self, vocabularies, max_input_tokens: int, tokenizer_path: str | None, seed: int,
+                 max_candidates: int, **options):
+        super().__init__({}, vocabularies, max_input_tokens, tokenizer_path, seed, max_candidates, **options)
+
+    def __call__(self, items: pa.Table) -> Iterator[pa.Table]:
+        for item in items.to_pylist():
+            self.selection = read_shard_selection(item["selection"])
+            try:
+                rows = render_shard(super().__call__, item["path"], Path(item["out"]))
+            finally:
+                self.selection = {}
+            yield pa.Table.from_pylist([{"shard": item["path"], "path": item["out"], "rows": rows}],
+                                       schema=DONE_SCHEMA)

@@ -4,7 +4,7 @@
   one ``__tables__`` row per batch listing the event tables seen (used to explain empty tasks);
   :func:`index_shards_to_parts` streams them to one parquet part per shard, written by the worker.
 * :class:`RenderWorker`: timelines + the sampled index -> finished samples (text, candidates, provenance);
-  :class:`ShardRenderWorker` renders one shard from its own selection file into a part (:mod:`shards`).
+  (:class:`shards.ShardRenderWorker` renders one shard from its own selection file into a part.)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from data_pipeline.datasets.schemas import INDEX_SCHEMA, SAMPLE_SCHEMA, TABLES_ROW, read_shard  # noqa: F401 (re-exported)
 from data_pipeline.datasets.split import patient_split
 from data_pipeline.datasets.truncation import cached_counter, make_token_counter, truncate_parts
 from data_pipeline.events import PatientTimeline
@@ -27,38 +28,6 @@ from data_pipeline.tasks.decision_making import covers_admission
 from data_pipeline.tasks.history import TimelineIndex, norm_id
 from data_pipeline.tasks.instructions import instruction_for
 from data_pipeline.tasks.spec import Instance
-
-TABLES_ROW = "__tables__"
-
-INDEX_SCHEMA = pa.schema([
-    ("task", pa.string()), ("subject_id", pa.int64()), ("hadm_id", pa.string()), ("anchor", pa.int64()),
-    ("context_begin", pa.int64()), ("context_end", pa.int64()), ("prediction_time", pa.string()),
-    ("labels", pa.list_(pa.string())), ("admissions_id", pa.int64()), ("last_discharge_id", pa.int64()),
-    ("anchor_in_context", pa.bool_()), ("event", pa.string()), ("n_context", pa.int64()),
-    ("n_patient_events", pa.int64()), ("split", pa.string()),
-    # the reference's 24 h-covers-the-admission filter (procedure/diagnosis tasks; True for the others)
-    ("covers_admission", pa.bool_()),
-])
-
-SAMPLE_SCHEMA = pa.schema([
-    ("dataset", pa.string()), ("idx", pa.int64()), ("instruction", pa.string()), ("input", pa.string()),
-    ("output", pa.string()), ("candidates", pa.list_(pa.string())), ("task", pa.string()),
-    ("target_key", pa.string()), ("events", pa.string()), ("metric", pa.string()),
-    ("target", pa.list_(pa.string())), ("label", pa.string()),
-    # provenance (kept out of the HF-facing records)
-    ("subject_id", pa.int64()), ("hadm_id", pa.string()), ("anchor", pa.int64()), ("context_begin", pa.int64()),
-    ("context_end", pa.int64()), ("context_ids", pa.list_(pa.int64())), ("admissions_id", pa.int64()),
-    ("last_discharge_id", pa.int64()), ("prediction_time", pa.string()), ("n_tokens", pa.int64()),
-    ("dropped_events", pa.int64()), ("dropped_previous_discharge", pa.bool_()), ("fits", pa.bool_()),
-    ("stay_id", pa.string()), ("anchor_time", pa.string()),
-    # why a sample is not exported ("" = exported): too_long, context_after_truncation
-    ("drop_reason", pa.string()),
-    # the auditor's findings ("" = clean), ``; ``-joined
-    ("leaks", pa.string()),
-    # the HF record serialised as one jsonl line, made in the (parallel) workers rather than the writing driver
-    ("json", pa.string()),
-])
-
 
 def _timelines(batch: pa.Table):
     for sid, events in zip(batch.column("subject_id").to_pylist(), batch.column("events").to_pylist()):
@@ -88,14 +57,6 @@ def index_batch(batch: pa.Table, tasks: list[str], test_ratio: float, salt: str,
                  "last_discharge_id": -1, "anchor_in_context": False, "event": "", "n_context": 0,
                  "n_patient_events": 0, "split": "", "covers_admission": True})
     return pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
-
-
-def read_shard(path: str, batch_rows: int = 64) -> Iterator[pa.Table]:
-    """A timeline shard, ``batch_rows`` patients at a time (bounded memory whatever the shard size)."""
-    import pyarrow.parquet as pq
-
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=["subject_id", "events"]):
-        yield pa.Table.from_batches([batch])
 
 
 PART_SCHEMA = pa.schema([("path", pa.string()), ("rows", pa.int64()), ("tables", pa.list_(pa.string()))])
@@ -234,30 +195,6 @@ class RenderWorker:
             "stay_id": stay_id, "anchor_time": anchor_time, "drop_reason": drop,
             "leaks": "; ".join(leaks), "json": json.dumps(record, ensure_ascii=False),
         }
-
-
-class ShardRenderWorker(RenderWorker):
-    """:class:`RenderWorker` as a Ray Data UDF over items ``{path, selection, out}``: a timeline shard, the file
-    of that shard's selected rows and the part to write (:mod:`shards`). Only one shard's selection is held at a
-    time, never the whole selection; yields one small row per shard (``shards.DONE_SCHEMA``)."""
-
-    def __init__(self, vocabularies, max_input_tokens: int, tokenizer_path: str | None, seed: int,
-                 max_candidates: int, **options):
-        super().__init__({}, vocabularies, max_input_tokens, tokenizer_path, seed, max_candidates, **options)
-
-    def __call__(self, items: pa.Table) -> Iterator[pa.Table]:
-        from pathlib import Path
-
-        from data_pipeline.datasets.shards import DONE_SCHEMA, read_shard_selection, render_shard
-
-        for item in items.to_pylist():
-            self.selection = read_shard_selection(item["selection"])
-            try:
-                rows = render_shard(super().__call__, item["path"], Path(item["out"]))
-            finally:
-                self.selection = {}
-            yield pa.Table.from_pylist([{"shard": item["path"], "path": item["out"], "rows": rows}],
-                                       schema=DONE_SCHEMA)
 
 
 def memo_renderer():

@@ -305,7 +305,7 @@ def run_phase2(todo: list[int], staging: Path, out: Path, tables: list[str], cfg
 
 def build_timelines(cfg: TimelineConfig) -> TimelineResult:
     """Build (or finish building) the timelines of ``cfg`` and say where they are and how to look at them."""
-    from ray_jobs.runtime import init_ray
+    from jobkit.ray_runtime import init_ray
 
     t0 = time.time()
     out = Path(cfg.output_dir)

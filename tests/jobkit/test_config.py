@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from ray_jobs.config_loader import ConfigError, apply_override, load_config, parse_job_args
+from jobkit.config import ConfigError, apply_override, load_config, parse_job_args
 
 
 class Inner(BaseModel):
@@ -89,10 +89,30 @@ def test_parse_job_args_exits_2_with_message(tmp_path, capsys):
 
 
 def test_validate_config_inline_does_not_mutate_input():
-    from ray_jobs.config_loader import validate_config
+    from jobkit.config import validate_config
 
     data = {"inner": {"num_patients": 3}}
     cfg = validate_config(Outer, data, "args.config", ["inner.seed=9"])
     assert (cfg.inner.num_patients, cfg.inner.seed) == (3, 9) and data == {"inner": {"num_patients": 3}}
     with pytest.raises(ConfigError, match=r"args\.config: 1 problem\(s\).*\n  - oops: unknown key"):
         validate_config(Outer, {"oops": 1}, "args.config")
+
+
+def test_relative_config_paths_resolve_from_any_cwd(tmp_path, monkeypatch):
+    """A job's cwd is not always the checkout (a pod's WORKDIR, a Ray worker's): shipped presets still load."""
+    from pydantic import BaseModel, ConfigDict
+
+    from jobkit.config import PROJECT_ROOT, resolve_config_path
+
+    class Any_(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+    monkeypatch.chdir(tmp_path)
+    rel = "ray_jobs/configs/build_timelines/demo.yaml"
+    assert resolve_config_path(rel) == PROJECT_ROOT / rel
+    assert load_config(Any_, rel).model_dump()
+    (tmp_path / "ray_jobs/configs/build_timelines").mkdir(parents=True)
+    (tmp_path / rel).write_text("local: 1\n")  # a file in the cwd wins
+    assert load_config(Any_, rel).model_dump() == {"local": 1}
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(Any_, "no/such.yaml")

@@ -1,0 +1,191 @@
+"""Two Ray nodes on one machine (`ray start` head + worker, distinct node resources), the first two pipeline
+stages submitted with `ray job submit`: their Ray work must run on both nodes, and killing the worker node mid-job must be
+survived (the job succeeds) or reported clearly (the job fails naming the lost node/worker).
+
+Only the Ray processes this test starts are stopped: each node has its own --temp-dir, and the processes whose
+command line names it are killed by pid (never `ray stop`, which stops every Ray on the machine).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _node_ports() -> list[str]:
+    return ["--node-manager-port", str(_free_port()), "--object-manager-port", str(_free_port()),
+            "--metrics-export-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
+            "--dashboard-agent-grpc-port", str(_free_port()), "--runtime-env-agent-port", str(_free_port())]
+
+
+def _env() -> dict:
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    # Jobs run the `python` on the PATH of `ray start`: this interpreter's environment, with the checkout importable.
+    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(REPO)
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _kill_node(temp_dir: Path) -> None:
+    import psutil
+
+    mine = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if any(str(temp_dir) in arg for arg in proc.info["cmdline"] or []):
+                mine.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    for proc in mine:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(mine, timeout=30)
+
+
+class TwoNodes:
+    def __init__(self, base: Path):
+        self.base = base
+        self.head_tmp, self.worker_tmp = base / "h", base / "w"
+        self.gcs, self.dashboard = _free_port(), _free_port()
+        self.address = f"http://127.0.0.1:{self.dashboard}"
+
+    def start(self) -> None:
+        ray = str(BIN / "ray")
+        subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.gcs),
+                        "--temp-dir", str(self.head_tmp), "--num-cpus", "1", "--resources", '{"head_node": 1}',
+                        "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
+                        "--dashboard-port", str(self.dashboard), "--ray-client-server-port", str(_free_port()),
+                        *_node_ports(), "--disable-usage-stats"], check=True, env=_env(), capture_output=True,
+                       timeout=180)
+        self.start_worker()
+
+    def start_worker(self) -> None:
+        subprocess.run([str(BIN / "ray"), "start", "--address", f"127.0.0.1:{self.gcs}", "--node-ip-address",
+                        "127.0.0.1", "--temp-dir", str(self.worker_tmp), "--num-cpus", "1",
+                        "--resources", '{"worker_node": 1}', *_node_ports(), "--disable-usage-stats"],
+                       check=True, env=_env(), capture_output=True, timeout=180)
+
+    def stop(self) -> None:
+        _kill_node(self.worker_tmp)
+        _kill_node(self.head_tmp)
+
+    def submit(self, job_id: str, *args: str) -> None:
+        subprocess.run([str(BIN / "ray"), "job", "submit", "--address", self.address, "--submission-id", job_id,
+                        "--working-dir", str(REPO), "--runtime-env", str(REPO / "cluster/runtime_env/default.yaml"),
+                        "--no-wait", "--", "python", "-m", *args], check=True, env=_env(), capture_output=True,
+                       timeout=300, cwd=REPO)
+
+    def client(self):
+        from ray.job_submission import JobSubmissionClient
+
+        return JobSubmissionClient(self.address)
+
+    def wait(self, job_id: str, timeout: float = 1200) -> str:
+        client = self.client()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status = str(client.get_job_status(job_id))
+            if status.split(".")[-1] in {"SUCCEEDED", "FAILED", "STOPPED"}:
+                return status.split(".")[-1]
+            time.sleep(3)
+        raise TimeoutError(f"job {job_id} still running after {timeout}s")
+
+    def worker_node_id(self) -> str:
+        from ray.util.state import list_nodes
+
+        [node] = [n.node_id for n in list_nodes(address=self.address, detail=True)
+                  if "worker_node" in (n.resources_total or {})]
+        return node
+
+    def task_nodes(self, job_id: str) -> set[str]:
+        """Node ids of the Ray tasks/actors of the job so far (Ray's state API)."""
+        from ray.util.state import list_tasks
+
+        job = self.client().get_job_info(job_id).job_id
+        if job is None:  # the driver has not started yet
+            return set()
+        tasks = list_tasks(address=self.address, filters=[("job_id", "=", job)], limit=10_000, detail=True,
+                           raise_on_missing_output=False)
+        return {t.node_id for t in tasks if t.node_id and t.type != "DRIVER_TASK"}
+
+
+@pytest.fixture
+def two_nodes(tmp_path_factory):
+    base = Path(f"/tmp/ehr15mn-{os.getpid()}")  # short: Ray's socket paths live under the temp dir
+    base.mkdir(parents=True, exist_ok=True)
+    cluster = TwoNodes(base)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_first_stage_runs_on_both_nodes_and_a_lost_worker_is_survived_or_reported(two_nodes, tmp_path):
+    out = tmp_path / "timelines"
+    two_nodes.submit("timelines-1", "ray_jobs.build_timelines", "--config",
+                     "ray_jobs/configs/build_timelines/demo.yaml", "synthetic.num_patients=40", "num_buckets=4",
+                     f"output_dir={out}")
+    status = two_nodes.wait("timelines-1")
+    logs = two_nodes.client().get_job_logs("timelines-1")
+    assert status == "SUCCEEDED", logs[-3000:]
+    assert sorted((out / "timelines").glob("part-*.parquet")), "no timeline shards written"
+    nodes = two_nodes.task_nodes("timelines-1")
+    assert len(nodes) == 2, f"Ray work ran on {len(nodes)} node(s): {nodes}"
+
+    # The next stage reads what the first wrote (Ray Data actors across both nodes).
+    datasets = tmp_path / "datasets"
+    two_nodes.submit("datasets-1", "ray_jobs.build_datasets", "--config", "ray_jobs/configs/build_datasets/demo.yaml",
+                     "timelines=null", f"timelines_dir={out / 'timelines'}", f"output_dir={datasets}")
+    status = two_nodes.wait("datasets-1")
+    assert status == "SUCCEEDED", two_nodes.client().get_job_logs("datasets-1")[-3000:]
+    assert (datasets / "ehr_ins" / "ehr_ins.parquet").is_file() and (datasets / "ehr_bench" / "ehr_bench.parquet").is_file()
+    nodes = two_nodes.task_nodes("datasets-1")
+    assert len(nodes) == 2, f"dataset work ran on {len(nodes)} node(s): {nodes}"
+
+    # A second run (a larger cohort) into a fresh folder; the worker node is killed as soon as the job has work on it.
+    out2 = tmp_path / "timelines2"
+    two_nodes.submit("timelines-2", "ray_jobs.build_timelines", "--config",
+                     "ray_jobs/configs/build_timelines/demo.yaml", "synthetic.num_patients=400", "num_buckets=8",
+                     f"output_dir={out2}")
+    client = two_nodes.client()
+    worker = two_nodes.worker_node_id()
+    deadline = time.time() + 600
+    while time.time() < deadline and worker not in two_nodes.task_nodes("timelines-2"):
+        assert str(client.get_job_status("timelines-2")).split(".")[-1] in {"PENDING", "RUNNING"}, (
+            client.get_job_logs("timelines-2")[-3000:])
+        time.sleep(0.5)
+    at_kill = str(client.get_job_status("timelines-2")).split(".")[-1]
+    _kill_node(two_nodes.worker_tmp)
+    assert at_kill == "RUNNING", f"the job was {at_kill} when the worker was killed; the kill tested nothing"
+    status = two_nodes.wait("timelines-2")
+    print(f"after losing the worker node mid-job: {status}")
+    logs = client.get_job_logs("timelines-2")
+    if status == "SUCCEEDED":
+        assert sorted((out2 / "timelines").glob("part-*.parquet")), "succeeded without shards"
+    else:
+        info = client.get_job_info("timelines-2")
+        message = f"{info.message or ''}\n{logs}"
+        assert any(word in message for word in ("node", "Node", "worker", "Worker", "died", "unavailable")), (
+            f"the failure does not name the lost node/worker:\n{message[-3000:]}")
