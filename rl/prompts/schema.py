@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rl.rewards.combine import parse_label
-from rl.rewards.registry import get_reward
+from rl.rewards.lookup import get_reward
 
 PROMPT_KEY = "prompt"
 LABEL_KEY = "label"

@@ -5,6 +5,7 @@
 """
 
 from rl.rewards.combine import RewardBreakdown, score_labelled
-from rl.rewards.registry import get_reward, register, reward_names
+from rl.rewards.lookup import get_reward, reward_names
+from rl.rewards.registry import register
 
 __all__ = ["RewardBreakdown", "get_reward", "register", "reward_names", "score_labelled"]

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rl.rewards.registry import check_lengths, get_reward
+from rl.rewards.lookup import get_reward
+from rl.rewards.registry import check_lengths
 
 TASK = "task"
 DEFAULT_SPEC: Mapping[str, float] = {TASK: 1.0}

@@ -9,13 +9,12 @@ A reward function has the signature ``fn(completions, labels, **kwargs) -> list[
 It returns one float per sample, never raises on model output and never evaluates it as code. A malformed *label*
 (our own data, validated at export) is a ``ValueError`` naming the field.
 
-Names are registered with :func:`register`; :func:`get_reward` also accepts an import path
+Names are registered with :func:`register`; :func:`rl.rewards.lookup.get_reward` also accepts an import path
 (``package.module:function``) so users can plug in their own function without editing this package.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,36 +37,6 @@ def register(name: str) -> Callable[[RewardFn], RewardFn]:
         return fn
 
     return deco
-
-
-def _load_builtin() -> None:
-    # The built-in rewards register themselves on import; imported here (not at module top) to avoid a cycle.
-    from rl.rewards import ehr_r1, ehrmind  # noqa: F401
-
-
-def reward_names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def get_reward(name: str) -> RewardFn:
-    """The registered reward ``name``, or the function at import path ``package.module:function``."""
-    _load_builtin()
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if ":" not in name:
-        raise KeyError(f"unknown reward {name!r}; registered rewards: {', '.join(sorted(_REGISTRY))} "
-                       "(or give an import path 'package.module:function')")
-    module_name, _, attr = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise KeyError(f"reward {name!r}: cannot import module {module_name!r} ({exc}); check the import path "
-                       "and that the module is on PYTHONPATH of every worker") from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise KeyError(f"reward {name!r}: module {module_name!r} has no callable {attr!r}")
-    return fn
 
 
 def label_field(label: Mapping[str, Any], key: str, index: int | None = None) -> Any:
