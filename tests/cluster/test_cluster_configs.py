@@ -428,7 +428,7 @@ def test_every_kuberay_job_config_validates_with_its_overrides(label, module, co
     # Some config classes check at load time that input paths exist: stand the shared volume up under tmp_path.
     shared = tmp_path / "mnt-shared"
     moved = [ov.replace(SHARED_MOUNT, str(shared)) for ov in overrides]
-    for path in re.findall(re.escape(str(shared)) + r"[^\s,\]]*", " ".join(moved)):
+    for path in re.findall(re.escape(str(shared)) + r"[^\s,\]}]*", " ".join(moved)):
         target = Path(path)
         if target.suffix in {".parquet", ".jsonl", ".json"}:  # data files; "2.2" is a folder
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -438,5 +438,5 @@ def test_every_kuberay_job_config_validates_with_its_overrides(label, module, co
     cfg = load_config(_job_config_class(module), config, moved)
     dumped = json.dumps(cfg.model_dump(mode="json"))
     for override in moved:
-        for path in re.findall(re.escape(str(shared)) + r"[^\s,\]]*", override):
+        for path in re.findall(re.escape(str(shared)) + r"[^\s,\]}]*", override):
             assert path in dumped, f"{override} did not reach the config"

@@ -56,6 +56,31 @@ def _sft_io(cfg):
     return [p for p in [cfg.model_path, *cfg.data.paths] if p], [str(run / "final_model")], imports
 
 
+def _rl_io(cfg):
+    # rl.grpo.run: prompts exported to data.prompts_path (default <run dir>/prompts.jsonl), the policy to
+    # <run dir>/final_model (OpenRLHF's --ckpt.output_dir, TRL's final save alike).
+    run = Path(cfg.run.storage_path).expanduser() / cfg.run.name
+    reads = [cfg.model_path]
+    for source in cfg.data.sources:
+        reads += [source.path] + ([source.labels] if source.labels else [])
+    prompts = cfg.data.prompts_path or str(run / "prompts.jsonl")
+    if cfg.backend == "openrlhf":
+        imports = {"openrlhf"}  # the submitted `python -m openrlhf.cli.train_ppo_ray`
+    else:
+        imports = ({"mlflow"} if cfg.run.mlflow_tracking_uri else set()) | ({"vllm"} if cfg.trl.use_vllm else set())
+    return reads, [str(prompts), str(run / "final_model")], imports
+
+
+def _evaluate_io(cfg):
+    b = cfg.benchmark
+    reads = [cfg.model.path] if cfg.backend.kind != "http" and cfg.model.path else []
+    reads += list(b.paths) + ([b.ehrshot.labels] if b.kind == "ehrshot" and b.ehrshot.labels else [])
+    reads += list(cfg.compare_with)
+    # ray.data.llm imports vllm inside Ray Data's engine actors, out of sight of a static scan.
+    imports = {"vllm"} if cfg.backend.kind == "vllm" else set()
+    return reads, [str(Path(cfg.output_dir) / cfg.run_name)], imports
+
+
 def _serve_io(cfg):
     return [cfg.model.path] if cfg.model.path else [], [], set()
 
@@ -66,6 +91,8 @@ STAGE_IO = {
     "ray_jobs.build_timelines": ("data_pipeline.timeline.config:TimelineConfig", _timelines_io),
     "ray_jobs.build_datasets": ("data_pipeline.datasets.config:BuildDatasetsConfig", _datasets_io),
     "ray_jobs.train_sft": ("training.config:SFTJobConfig", _sft_io),
+    "ray_jobs.train_rl": ("rl.config:RLJobConfig", _rl_io),
+    "ray_jobs.evaluate": ("evaluation.config:EvaluateConfig", _evaluate_io),
     "serving.app": ("serving.config:ServeConfig", _serve_io),
 }
 
@@ -96,7 +123,11 @@ def _load(inv: Invocation, shared: Path):
     class_path, _ = STAGE_IO[inv.module]
     module, _, name = class_path.partition(":")
     moved = [ov.replace(SHARED_MOUNT, str(shared)) for ov in inv.overrides]
-    for path in re.findall(re.escape(str(shared)) + r"[^\s,\]]*", " ".join(moved)):
+    # ray_jobs.train_rl's --backend X is the config's backend=X (ray_jobs/train_rl.py _split_flags).
+    flags = dict(zip(inv.flags[::2], inv.flags[1::2]))
+    if inv.module == "ray_jobs.train_rl" and "--backend" in flags:
+        moved.append(f"backend={flags['--backend']}")
+    for path in re.findall(re.escape(str(shared)) + r"[^\s,\]}]*", " ".join(moved)):
         target = Path(path)
         if target.suffix in {".parquet", ".jsonl", ".json"}:
             target.parent.mkdir(parents=True, exist_ok=True)
