@@ -69,10 +69,12 @@ def iter_prepared(st):
 def write_records(cfg, out: Path, st_ev, records_path: Path, fingerprint: str) -> dict:
     final = out / cfg.output_name
     marker = out / f".{cfg.output_name}.done.json"
-    if not cfg.overwrite and final.is_file() and marker.is_file() and \
-            json.loads(marker.read_text()).get("fp") == fingerprint:
-        log.info("reasoning records exist with the same inputs, skipping (%s)", final)
-        return json.loads(marker.read_text())["summary"]
+    if not cfg.overwrite and final.is_file() and marker.is_file():
+        done = json.loads(marker.read_text())
+        # an LLM run with unfinished samples (endpoint failures, interruption) is resumed, not skipped
+        if done.get("fp") == fingerprint and not done["summary"].get("samples_unfinished"):
+            log.info("reasoning records exist with the same inputs, skipping (%s)", final)
+            return done["summary"]
     st = prepare(cfg, st_ev, records_path, out / "_work", fingerprint)
     syn = cfg.synthesis
     chosen: dict[int, tuple[str, str]] = {}
@@ -87,12 +89,16 @@ def write_records(cfg, out: Path, st_ev, records_path: Path, fingerprint: str) -
             jobs.append((row["idx"], build_prompt(rec["input"], rec["instruction"], labels, evidence,
                                                   syn.with_knowledge), labels))
         chosen, summary = synthesise(jobs, syn, out / "_work" / "responses.jsonl")
+        finished = summary.pop("finished")
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    written = templated = rejected = 0
+    written = templated = rejected = unfinished = 0
     with tmp.open("w", encoding="utf-8") as fh:
         for row in iter_prepared(st):
             rec, evidence = json.loads(row["record"]), json.loads(row["evidence"])
             labels = list(rec["task_info"]["target"])
+            if syn.mode == "llm" and row["idx"] not in finished:
+                unfinished += 1  # the endpoint never answered: requested again by the next run
+                continue
             if syn.mode == "llm" and row["idx"] in chosen:
                 text, model = chosen[row["idx"]]
                 source = "llm"
@@ -108,8 +114,11 @@ def write_records(cfg, out: Path, st_ev, records_path: Path, fingerprint: str) -
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             written += 1
     os.replace(tmp, final)
-    summary.update(records=written, template_written=templated, dropped_rejected=rejected, path=str(final))
-    marker.write_text(json.dumps({"fp": fingerprint, "summary": summary}))
+    summary.update(records=written, template_written=templated, dropped_rejected=rejected,
+                   left_for_next_run=unfinished, path=str(final))
+    tmp_marker = marker.with_name(marker.name + f".tmp-{os.getpid()}")
+    tmp_marker.write_text(json.dumps({"fp": fingerprint, "summary": summary}))
+    os.replace(tmp_marker, marker)
     log.info("wrote %d reasoning records (%d template-written, %d dropped) to %s", written, templated, rejected,
              final)
     return summary

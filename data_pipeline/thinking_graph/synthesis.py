@@ -67,6 +67,16 @@ class Counters:
                 "cost": round(self.cost(spec), 6)}
 
 
+def _retriable(exc: Exception) -> bool:
+    """Timeouts, connection errors, 408/409/429 and 5xx are retried; other 4xx (a prompt too long, a bad key,
+    an unknown model) would fail again."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return True
+
+
 async def _complete(client, spec, model: str, prompt: str, counters: Counters) -> str | None:
     """One candidate, with retries and exponential backoff (plus jitter); None after the last failure."""
     for attempt in range(spec.max_retries + 1):
@@ -79,8 +89,8 @@ async def _complete(client, spec, model: str, prompt: str, counters: Counters) -
                 counters.prompt_tokens += resp.usage.prompt_tokens or 0
                 counters.completion_tokens += resp.usage.completion_tokens or 0
             return resp.choices[0].message.content or ""
-        except Exception as exc:  # noqa: BLE001 - HTTP errors, timeouts, bad bodies: all retried
-            if attempt == spec.max_retries:
+        except Exception as exc:  # noqa: BLE001 - HTTP errors, timeouts, bad bodies
+            if attempt == spec.max_retries or not _retriable(exc):
                 counters.failures += 1
                 log.warning("request failed after %d attempts: %s", attempt + 1, type(exc).__name__)
                 return None
@@ -131,7 +141,8 @@ async def _run(jobs, spec, responses: Path, counters: Counters) -> None:
 
 
 def synthesise(jobs: list[tuple[int, str, list[str]]], spec, responses: Path) -> tuple[dict, dict]:
-    """Request the samples not yet in ``responses``; returns ({idx: (chosen text, model)}, summary)."""
+    """Request the samples not yet in ``responses``; returns ({idx: (chosen text, model)}, summary). The summary's
+    ``finished`` is the set of samples with all their candidates (the others are requested by the next run)."""
     check_destination(spec)
     responses.parent.mkdir(parents=True, exist_ok=True)
     finished = load_finished(responses)
@@ -160,4 +171,4 @@ def synthesise(jobs: list[tuple[int, str, list[str]]], spec, responses: Path) ->
                "samples_resumed": len(jobs) - len(todo), "samples_unfinished": unfinished,
                "samples_accepted": len(chosen), "rejections": reasons}
     log.info("synthesis done: %s", summary)
-    return chosen, summary
+    return chosen, {**summary, "finished": set(finished)}

@@ -3,6 +3,7 @@ failures are scripted per request."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -50,7 +51,9 @@ class FakeOpenAI:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 prompt = body["messages"][-1]["content"]
-                sample = re.search(r"SAMPLE-(\d+)", prompt).group(1)
+                found = re.search(r"SAMPLE-(\d+)", prompt)
+                # unit tests name the sample; real prompts are told apart by a stable hash of their text
+                sample = found.group(1) if found else str(int(hashlib.sha1(prompt.encode()).hexdigest()[:8], 16))
                 with fake.lock:
                     attempt = sum(1 for s in fake.requests if s == sample)
                     fake.requests.append(sample)
