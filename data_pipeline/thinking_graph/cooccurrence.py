@@ -85,11 +85,12 @@ def partial_counts(batch: pd.DataFrame) -> pd.DataFrame:
 def lift_pairs(pairs: pd.DataFrame, concept_num: dict[tuple[str, str], int], task_num: dict[str, int],
                min_support: int, threshold: float) -> pd.DataFrame:
     """Pair rows (task, a=target, b=history, n) -> with ``lift``, filtered by support and threshold."""
-    if pairs.empty:
-        return pairs.assign(lift=pd.Series(dtype=float))
-    n_t = pairs.apply(lambda r: concept_num.get((r["task"], r["a"]), 0), axis=1).astype(float)
-    n_h = pairs.apply(lambda r: concept_num.get((r["task"], r["b"]), 0), axis=1).astype(float)
-    total = pairs["task"].map(task_num).astype(float)
+    if pairs.empty or not concept_num:
+        return pairs.iloc[0:0].assign(lift=pd.Series(dtype=float))
+    counts = pd.Series(concept_num, dtype=float)
+    n_t = counts.reindex(pd.MultiIndex.from_arrays([pairs["task"], pairs["a"]])).fillna(0).to_numpy()
+    n_h = counts.reindex(pd.MultiIndex.from_arrays([pairs["task"], pairs["b"]])).fillna(0).to_numpy()
+    total = pairs["task"].map(task_num).astype(float).to_numpy()
     out = pairs.assign(lift=pairs["n"] * total / (n_h * n_t))
     keep = (n_h >= min_support) & (out["lift"] > threshold)
     return out[keep.to_numpy()]

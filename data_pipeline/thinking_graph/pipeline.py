@@ -184,19 +184,24 @@ def build(cfg: ThinkingGraphConfig) -> dict:
         from data_pipeline.tasks import get_task
 
         shows = {t: get_task(t).show_admission for t in tasks}
-        samples_ref = ray.put(samples)
+        by_subject = samples.sort_by([("subject_id", "ascending"), ("idx", "ascending")])
+        samples_ref = ray.put(by_subject)
 
         def to_history(batch: pa.Table) -> pa.Table:
-            # the samples of this block's patients (a hash lookup in the shared sample table, no shuffle)
+            # the samples of this block's patients: binary search in the shared, subject-sorted sample table
+            import numpy as np
+
             table = ray.get(samples_ref)
-            mine = table.filter(pc.is_in(table["subject_id"], value_set=batch["subject_id"]))
-            by_subject = {sid: k for k, sid in enumerate(batch["subject_id"].to_pylist())}
-            concepts, names = batch["concepts"], batch["names"]
+            sids = table["subject_id"].to_numpy()
             rows = []
-            for r in mine.to_pylist():
-                k = by_subject[r["subject_id"]]
-                r.update(concepts=concepts[k].as_py(), names=names[k].as_py())
-                rows.append(sample_concepts(r, shows[r["task"]]))
+            for k, sid in enumerate(batch["subject_id"].to_pylist()):
+                lo, hi = np.searchsorted(sids, sid, "left"), np.searchsorted(sids, sid, "right")
+                if lo == hi:
+                    continue
+                concepts, names = batch["concepts"][k].as_py(), batch["names"][k].as_py()
+                for r in table.slice(lo, hi - lo).to_pylist():
+                    r.update(concepts=concepts, names=names)
+                    rows.append(sample_concepts(r, shows[r["task"]]))
             return pa.Table.from_pylist(rows, schema=HISTORY_SCHEMA)
 
         st_hist.write(st_concepts.read(columns=["subject_id", "concepts", "names"])

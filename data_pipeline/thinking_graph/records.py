@@ -37,14 +37,17 @@ def prepare(cfg, st_ev, records_path: Path, work: Path, fingerprint: str):
         batch_format="pyarrow", batch_size=None)) if any(st_ev.dir.glob("*.parquet")) else PREPARED_SCHEMA.empty_table()
     if cfg.evidence.require_graph:
         evidence = evidence.filter(pc.greater(evidence["n_paths"], 0))
-    ev_ref = ray.put(evidence.select(["idx", "evidence", "n_paths"]))
+    ev_ref = ray.put(evidence.select(["idx", "evidence", "n_paths"]).sort_by("idx"))
 
     def to_prepared(batch: pa.Table) -> pa.Table:
+        import numpy as np
+
         ev = ray.get(ev_ref)
-        pos = pc.index_in(batch["idx"], value_set=ev["idx"])
+        ids = ev["idx"].to_numpy()
         rows = []
-        for r, p in zip(batch.to_pylist(), pos.to_pylist()):
-            if p is None:
+        for r in batch.to_pylist():
+            p = int(np.searchsorted(ids, r["idx"]))  # binary search in the shared, idx-sorted evidence
+            if p >= len(ids) or ids[p] != r["idx"]:
                 continue
             rec = {k: r[k] for k in ("idx", "instruction", "input", "output", "candidates", "task_info")}
             rows.append({"idx": r["idx"], "record": json.dumps(rec, ensure_ascii=False),
