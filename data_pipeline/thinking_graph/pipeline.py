@@ -36,6 +36,9 @@ from data_pipeline.thinking_graph.config import ThinkingGraphConfig
 
 log = logging.getLogger(__name__)
 VERSION = 1
+#: The kept (target, history) pairs of a task: counts and lift.
+KEPT_SCHEMA = pa.schema([("task", pa.string()), ("a", pa.string()), ("b", pa.string()), ("n", pa.int64()),
+                         ("lift", pa.float64())])
 
 
 def _fp(obj) -> str:
@@ -58,6 +61,17 @@ class Stage:
         tmp = self.dir.with_name(f".{self.dir.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         ds.write_parquet(str(tmp))
+        self.marker.unlink(missing_ok=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.replace(tmp, self.dir)
+        _atomic_text(self.marker, json.dumps({"fp": self.fp, **info}))
+
+    def write_table(self, table: pa.Table, **info) -> None:
+        """A small driver-side table (one file, even when empty) in the same layout."""
+        tmp = self.dir.with_name(f".{self.dir.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        pq.write_table(table, tmp / "part-00000.parquet")
         self.marker.unlink(missing_ok=True)
         shutil.rmtree(self.dir, ignore_errors=True)
         os.replace(tmp, self.dir)
@@ -167,7 +181,12 @@ def build(cfg: ThinkingGraphConfig) -> dict:
         from data_pipeline.thinking_graph.concepts import ConceptWorker
 
         t0 = time.time()
-        ds = ray.data.read_parquet([str(s) for s in shards], columns=["subject_id", "events"])
+        # reads reserve worker_cpus too: a 1-CPU read next to the actor pool (and a Serve replica on the same
+        # small cluster) could never be scheduled
+        ds = ray.data.read_parquet([str(s) for s in shards], columns=["subject_id", "events"],
+                                   ray_remote_args={"num_cpus": cfg.worker_cpus})
+        if len(shards) < 2 * cfg.num_workers:  # few shards (small cohorts): split them so every actor gets work
+            ds = ds.repartition(2 * cfg.num_workers)
         ds = ds.map_batches(
             ConceptWorker, batch_format="pyarrow", batch_size=8, num_cpus=cfg.worker_cpus,
             compute=ray.data.ActorPoolStrategy(size=cfg.num_workers),
@@ -212,9 +231,9 @@ def build(cfg: ThinkingGraphConfig) -> dict:
     st_lift = Stage(work, "lift", _fp({"hist": st_hist.fp, "ev": ev.model_dump(exclude={"require_graph"})}),
                     cfg.overwrite)
     if not st_lift.done:
-        st_lift.write(ray.data.from_pandas(cooccurrence_lift(st_hist.read(), cfg)))
-    kept = pd.concat([b for b in st_lift.read().iter_batches(batch_format="pandas", batch_size=None)] or
-                     [pd.DataFrame(columns=["task", "a", "b", "n", "lift"])], ignore_index=True)
+        st_lift.write_table(pa.Table.from_pandas(cooccurrence_lift(st_hist.read(), cfg), preserve_index=False,
+                                                 schema=KEPT_SCHEMA))
+    kept = pq.read_table(st_lift.dir).to_pandas()
     log.info("lift: %d (target, history) pairs kept over %d tasks", len(kept), kept["task"].nunique())
 
     # 4. paths + per-sample evidence -----------------------------------------------------------------------------
@@ -256,6 +275,8 @@ def cooccurrence_lift(hist_ds, cfg: ThinkingGraphConfig) -> pd.DataFrame:
         return lift_pairs(batch, cn, tn, ev.min_support, ev.threshold)[["task", "a", "b", "n", "lift"]]
 
     survivors = counts.filter(expr=f"kind == '{PAIR}'").map_batches(lift_block, batch_format="pandas").to_pandas()
+    if survivors.empty:
+        survivors = pd.DataFrame({"task": [], "a": [], "b": [], "n": pd.Series([], dtype="int64"), "lift": []})
     kept = top_k(survivors, ev.top_k)
     log.info("co-occurrence: %d tasks, %d concept counts, %d pairs over the lift threshold, %d kept (%.1fs)",
              len(task_num), len(concept_num), len(survivors), len(kept), time.time() - t0)

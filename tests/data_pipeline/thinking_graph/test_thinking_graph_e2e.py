@@ -113,7 +113,7 @@ def test_served_tiny_model_mode_and_stage2_trains_on_it(datasets_dir, tmp_path, 
         "app_name": app, "model": {"path": str(model), "served_name": "tiny"},
         "engine": {"kind": "transformers", "transformers": {"torch_threads": 1}}, "http": {"port": port},
         "auth": {"api_keys_env": None}, "limits": {"max_input_tokens": 1900, "max_new_tokens": 64,
-                                                  "default_max_tokens": 32},
+                                                  "default_max_tokens": 32, "predict_max_new_tokens": 16},
         "deployment": {"num_cpus": 0.25, "max_ongoing_requests": 2, "max_queued_requests": 8}})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app_from_config(scfg), name=app, route_prefix="/")
@@ -122,7 +122,8 @@ def test_served_tiny_model_mode_and_stage2_trains_on_it(datasets_dir, tmp_path, 
                "candidates_per_sample": 1, "max_tokens": 32, "max_concurrency": 2, "backoff_seconds": 0.1,
                # a random tiny model never writes a valid chain: keep template text for those (marked as such)
                "on_rejected": "template"}
-        summary = build(config(datasets_dir, tmp_path / "tg", synthesis=syn, max_samples=4))
+        # the actor pool stays small next to the Serve replica on the 2-CPU test cluster
+        summary = build(config(datasets_dir, tmp_path / "tg", synthesis=syn, max_samples=4, worker_cpus=0.25))
     finally:
         serve.delete(app)
         serve.shutdown()
@@ -138,6 +139,7 @@ def test_served_tiny_model_mode_and_stage2_trains_on_it(datasets_dir, tmp_path, 
         "data": {"paths": [summary["path"]], "format": "reasoning", "max_seq_length": 512},
         "train": {"max_steps": 2, "global_batch_size": 2, "per_device_train_batch_size": 1, "logging_steps": 1,
                   "save_steps": 2, "learning_rate": 1e-3, "warmup_ratio": 0.0},
-        "scaling": {"num_workers": 2}, "run": {"name": "tg_stage2", "storage_path": str(tmp_path / "runs")}})
+        "scaling": {"num_workers": 2, "resources_per_worker": {"CPU": 0.5}},
+        "run": {"name": "tg_stage2", "storage_path": str(tmp_path / "runs")}})
     result = run_sft(sft)
     assert (result.final_model / "config.json").is_file()
