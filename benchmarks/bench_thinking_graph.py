@@ -77,7 +77,8 @@ def bench_actor_pool(shards: list[Path], umls_dir: Path, cache: Path, n_patients
         best = float("inf")
         for _ in range(2):
             t0 = time.perf_counter()
-            ds = ray.data.read_parquet([str(s) for s in shards], columns=["subject_id", "events"])
+            ds = ray.data.read_parquet([str(s) for s in shards], columns=["subject_id", "events"],
+                                       ray_remote_args={"num_cpus": 0.1}).repartition(8)
             ds = ds.map_batches(ConceptWorker, batch_format="pyarrow", batch_size=8, num_cpus=0.9,
                                 compute=ray.data.ActorPoolStrategy(size=workers),
                                 fn_constructor_kwargs={"umls_dir": str(umls_dir), "cache_dir": str(cache),

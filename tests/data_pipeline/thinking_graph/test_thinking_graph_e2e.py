@@ -128,9 +128,10 @@ def test_served_tiny_model_mode_and_stage2_trains_on_it(datasets_dir, tmp_path, 
         serve.delete(app)
         serve.shutdown()
     assert summary["mode"] == "llm" and summary["requests"] >= 4 and summary["completion_tokens"] > 0
-    assert summary["records"] == 4
+    # a request the endpoint refuses (e.g. a prompt over its token limit) leaves that sample for the next run
+    assert summary["records"] >= 1 and summary["records"] + summary["left_for_next_run"] == 4
     responses = records(tmp_path / "tg" / "_work" / "responses.jsonl")
-    assert {r["model"] for r in responses} == {"tiny"} and len(responses) == 4
+    assert {r["model"] for r in responses} == {"tiny"} and len(responses) == summary["records"]
     recs = records(Path(summary["path"]))
     assert all(r["reasoning_source"] in ("llm", "template") for r in recs)
 
