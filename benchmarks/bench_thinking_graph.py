@@ -79,7 +79,7 @@ def bench_actor_pool(shards: list[Path], umls_dir: Path, cache: Path, n_patients
             t0 = time.perf_counter()
             ds = ray.data.read_parquet([str(s) for s in shards], columns=["subject_id", "events"],
                                        ray_remote_args={"num_cpus": 0.1}).repartition(8)
-            ds = ds.map_batches(ConceptWorker, batch_format="pyarrow", batch_size=8, num_cpus=0.9,
+            ds = ds.map_batches(ConceptWorker, batch_format="pyarrow", batch_size=8, num_cpus=0.5,
                                 compute=ray.data.ActorPoolStrategy(size=workers),
                                 fn_constructor_kwargs={"umls_dir": str(umls_dir), "cache_dir": str(cache),
                                                        "settings": MatcherSettings(), "text_fields": None})
@@ -209,16 +209,22 @@ def main() -> None:
     from data_pipeline.thinking_graph.fake_umls import write_fake_umls
 
     rows: list[tuple[str, str]] = []
+
+    def add(found: list[tuple[str, str]]) -> None:
+        for k, v in found:
+            print(f"[result] {k}: {v}", flush=True)
+        rows.extend(found)
+
+    for n in args.edges:
+        add(bench_paths(int(n), args.queries, not args.no_anchor))
+    if args.histories:
+        add(bench_cooccurrence(args.histories, args.replicate))
     with tempfile.TemporaryDirectory() as tmp:
         umls_dir, cache = write_fake_umls(Path(tmp) / "umls"), Path(tmp) / "cache"
         if args.timelines:
             found, shards, n = bench_concepts(args.timelines, umls_dir, cache)
-            rows += found
-            rows += bench_actor_pool(shards, umls_dir, cache, n)
-    if args.histories:
-        rows += bench_cooccurrence(args.histories, args.replicate)
-    for n in args.edges:
-        rows += bench_paths(int(n), args.queries, not args.no_anchor)
+            add(found)
+            add(bench_actor_pool(shards, umls_dir, cache, n))
     width = max(len(k) for k, _ in rows)
     print(f"\n{'measure':<{width}}  result\n{'-' * width}  {'-' * 40}")
     for k, v in rows:

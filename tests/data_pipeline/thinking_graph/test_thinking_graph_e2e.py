@@ -137,7 +137,7 @@ def test_served_tiny_model_mode_and_stage2_trains_on_it(datasets_dir, tmp_path, 
 
     sft = SFTJobConfig.model_validate({
         "stage": 2, "model_path": str(model),
-        "data": {"paths": [summary["path"]], "format": "reasoning", "max_seq_length": 512},
+        "data": {"paths": [summary["path"]], "format": "reasoning", "max_seq_length": 2048},
         "train": {"max_steps": 2, "global_batch_size": 2, "per_device_train_batch_size": 1, "logging_steps": 1,
                   "save_steps": 2, "learning_rate": 1e-3, "warmup_ratio": 0.0},
         "scaling": {"num_workers": 2, "resources_per_worker": {"CPU": 0.5}},
