@@ -23,10 +23,10 @@ SECTIONS = ("## Extraction", "## Reasoning", "## Final Results")
 MIN_LABEL_RECALL = 0.7
 BANNED_HEADINGS = ("Extraction and Analysis", "Reasoning and Summary")
 HEDGES = ("maybe", "possible", "though")
-MAX_EXTRACTED = 6
+MAX_EXTRACTED = 4
 #: Evidence lines per chain (the highest-lift pairs first, as ranked by the co-occurrence stage).
-MAX_REASONING_LINES = 6
-SNIPPET = 160
+MAX_REASONING_LINES = 3
+SNIPPET = 120
 _HEADING = re.compile(r"^## (?P<name>.+?) \[(?P<time>[^\]]*)\]$", re.MULTILINE)
 
 
@@ -132,9 +132,14 @@ def template_reasoning(ehr: str, instruction: str, labels: list[str], evidence: 
     task = instruction.split("please", 1)[-1].strip().rstrip(".") if "please" in instruction else instruction.strip()
     lines.append(f"The task is to {task}.")
     seen: set[str] = set()
-    for ev in evidence[:MAX_REASONING_LINES]:
+    # one line per label, its highest-lift evidence (the list is ranked), a path when there is one
+    best: dict[str, dict] = {}
+    for ev in evidence:
+        if ev["target"] not in best or (ev.get("path") and not best[ev["target"]].get("path")):
+            best[ev["target"]] = ev
+    for ev in list(best.values())[:MAX_REASONING_LINES]:
         if ev.get("path"):
-            lines.append(f"{ev['history_name']} in this record points to {ev['target']}: {path_text(ev['path'])}.")
+            lines.append(f"{path_text(ev['path'])}.")
         elif ev["target"] not in seen:
             lines.append(f"{ev['history_name']} in this record is strongly associated with {ev['target']} "
                          f"(lift {ev['lift']:.1f} over {ev['count']} similar cases).")
