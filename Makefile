@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[train,dev,eval,rl]"
+	$(BIN)/pip install -q -e ".[train,dev,eval,rl,umls]"
 	# OpenRLHF 0.11.2 pins ray 2.55 / transformers 5.15 / flash-attn (CUDA): install it without its dependencies
 	# (its CPU-usable parts need only what is installed), and drop the top-level `tests` package its wheel ships,
 	# which would shadow this project's tests/ (see rl/README.md).

@@ -34,7 +34,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 class ReasoningSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    #: Template reasoning records written for stage 2 (data_pipeline.reasoning.evidence_template).
+    #: Reasoning records written for stage 2 by the thinking graph (data_pipeline.thinking_graph).
     max_samples: int = Field(512, ge=1)
 
 
@@ -48,6 +48,8 @@ class PipelineConfig(BaseModel):
     output_dir: str = "outputs/pipeline"
     datasets: dict[str, Any] = Field(default_factory=dict)
     reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec)
+    #: Keys of ThinkingGraphConfig minus the wired paths (timelines_dir, ehr_ins_dir, output_dir, output_name).
+    thinking_graph: dict[str, Any] = Field(default_factory=dict)
     stage1: dict[str, Any] = Field(default_factory=dict)
     stage2: dict[str, Any] = Field(default_factory=dict)
     #: Evaluate the stage-2 model on the EHR-Bench built above (keys of evaluation.config.EvaluateConfig minus
@@ -61,6 +63,7 @@ class PipelineConfig(BaseModel):
     log_level: str = "INFO"
 
     _datasets_cfg: Any = PrivateAttr(None)
+    _thinking_graph_cfg: Any = PrivateAttr(None)
     _stage_cfgs: dict[int, Any] = PrivateAttr(default_factory=dict)
     _evaluation_cfg: Any = PrivateAttr(None)
     _rl_cfg: Any = PrivateAttr(None)
@@ -102,6 +105,9 @@ class PipelineConfig(BaseModel):
         runs = str(self.out / "runs")
         self._datasets_cfg = validate("datasets", BuildDatasetsConfig,
                                       _merge(self.datasets, {"output_dir": str(self.out / "datasets")}))
+        if self._datasets_cfg is not None:
+            self._thinking_graph_cfg = validate("thinking_graph", _thinking_graph_config_class(),
+                                                self._thinking_graph_fields())
         stage1 = _merge(self._defaults_under_output(self.stage1), {
             "stage": 1, "data": {"paths": [str(self.ehr_ins_jsonl)]}, "run": {"storage_path": runs}})
         s1 = validate("stage1", SFTJobConfig, stage1)
@@ -156,6 +162,20 @@ class PipelineConfig(BaseModel):
     def datasets_config(self):
         return self._datasets_cfg
 
+    def thinking_graph_config(self):
+        return self._thinking_graph_cfg
+
+    def _thinking_graph_fields(self) -> dict[str, Any]:
+        from data_pipeline.datasets.config import timeline_config
+
+        d = self._datasets_cfg
+        timelines = d.timelines_dir or timeline_config(d.timelines, d.output_dir).output_dir
+        return _merge({"max_samples": self.reasoning.max_samples, "ray": {"address": self.ray_address,
+                                                                          "num_cpus": self.ray_num_cpus}},
+                      _merge(self.thinking_graph, {
+                          "timelines_dir": str(timelines), "ehr_ins_dir": str(self.ehr_ins_jsonl.parent),
+                          "output_dir": str(self.reasoning_jsonl.parent), "output_name": self.reasoning_jsonl.name}))
+
     def stage_config(self, stage: int):
         return self._stage_cfgs[stage]
 
@@ -167,6 +187,12 @@ def _rl_job_config():
     from rl.config import RLJobConfig
 
     return RLJobConfig
+
+
+def _thinking_graph_config_class():
+    from data_pipeline.thinking_graph.config import ThinkingGraphConfig
+
+    return ThinkingGraphConfig
 
 
 @dataclass
@@ -181,18 +207,18 @@ class PipelineResult:
 
 def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
     from data_pipeline.datasets.build import build_datasets
-    from data_pipeline.reasoning.evidence_template import write_reasoning_dataset
+    from data_pipeline.thinking_graph.pipeline import build as build_thinking_graph
     from ray_jobs.runtime import init_ray
 
     init_ray(cfg.ray_address, cfg.ray_num_cpus)
     log.info("[1/4] timelines + datasets -> %s", cfg.out / "datasets")
     summaries = build_datasets(cfg.datasets_config())
 
-    log.info("[2/4] stage-2 reasoning records (template chains) -> %s", cfg.reasoning_jsonl)
-    if cfg.reasoning_jsonl.is_file():
-        log.info("reasoning records exist, skipping (delete %s to rebuild)", cfg.reasoning_jsonl)
-    else:
-        write_reasoning_dataset(cfg.ehr_ins_jsonl, cfg.reasoning_jsonl, cfg.reasoning.max_samples)
+    tg = cfg.thinking_graph_config()
+    log.info("[2/4] stage-2 reasoning records (thinking graph, %s) -> %s", tg.synthesis.mode, cfg.reasoning_jsonl)
+    if build_thinking_graph(tg)["records"] == 0:
+        raise RuntimeError(f"the thinking graph wrote no reasoning records to {cfg.reasoning_jsonl}; lower "
+                           "thinking_graph.evidence.min_support / threshold or set evidence.require_graph: false")
 
     models = {}
     for stage in (1, 2):

@@ -1,0 +1,91 @@
+"""Endpoint-written chains: nothing leaves the machine without the opt-in; errors and timeouts cost retries, not
+the run; a re-run requests only unfinished samples; tokens and cost are counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from data_pipeline.thinking_graph.config import SynthesisSpec, is_local_or_trusted
+from data_pipeline.thinking_graph.synthesis import ThirdPartyRefused, check_destination, synthesise
+
+pytest.importorskip("openai", reason="the openai client is in the `umls` extra (installed by `make test`)")
+
+
+def jobs(n: int):
+    return [(i, f"# Patient EHR Context #\nSAMPLE-{i}\n\n# Ground Truth #\nGlucose\nSodium\n\n# Task #\nx", ["Glucose",
+                                                                                                     "Sodium"])
+            for i in range(n)]
+
+
+def spec(url: str, **kw) -> SynthesisSpec:
+    base = dict(mode="llm", base_url=url, api_key_env=None, candidates_per_sample=1, max_retries=2,
+                backoff_seconds=0.01, timeout_seconds=1.0, max_concurrency=3,
+                price_per_million_prompt_tokens=2.0, price_per_million_completion_tokens=10.0)
+    return SynthesisSpec(**{**base, **kw})
+
+
+@pytest.mark.parametrize("url, allowed", [
+    ("http://127.0.0.1:8000/v1", True), ("http://localhost:8000/v1", True), ("http://[::1]:8000/v1", True),
+    ("http://127.8.9.1/v1", True), ("https://api.openai.com/v1", False), ("http://10.0.0.5:8000/v1", False),
+    ("http://serve-svc.ray:8000/v1", False),
+])
+def test_no_request_leaves_the_machine_without_the_opt_in(url, allowed, monkeypatch):
+    import openai
+
+    def no_client(*a, **k):
+        raise AssertionError("a client was created for a refused host")
+
+    monkeypatch.setattr(openai, "AsyncOpenAI", no_client)
+    if allowed:
+        spec(url)
+    else:
+        with pytest.raises(ValueError, match="allow_ehr_to_third_party_api"):
+            spec(url)
+        # a spec built without validation (e.g. model_construct) is refused again before any request
+        unchecked = SynthesisSpec.model_construct(**{**spec("http://127.0.0.1/v1").model_dump(), "base_url": url})
+        with pytest.raises(ThirdPartyRefused):
+            synthesise(jobs(1), unchecked, __import__("pathlib").Path("/nonexistent/never-written.jsonl"))
+        assert spec(url, allow_ehr_to_third_party_api=True).allow_ehr_to_third_party_api
+        host = url.split("//")[1].split(":")[0].split("/")[0]
+        check_destination(spec(url, trusted_hosts=[host]))
+    assert is_local_or_trusted("serve-svc.ray", ["serve-svc.ray"])
+
+
+def test_errors_and_timeouts_cost_retries_not_the_run(tmp_path, fake_openai):
+    # sample 0: two 500s then fine; sample 1: too slow every time (fails after the retries); others fine
+    def script(sample, attempt):
+        if sample == 0 and attempt < 2:
+            return "error"
+        if sample == 1:
+            return "slow"
+        return "ok"
+
+    out = tmp_path / "responses.jsonl"
+    with fake_openai(script, slow_seconds=2.0) as fake:
+        chosen, summary = synthesise(jobs(5), spec(fake.base_url), out)
+        assert sorted(chosen) == [0, 2, 3, 4]
+        assert summary["retries"] == 2 + 2 and summary["failed_requests"] == 1
+        assert summary["samples_unfinished"] == 1 and summary["samples_accepted"] == 4
+        assert summary["prompt_tokens"] == 100 * 4 and summary["completion_tokens"] == 20 * 4
+        assert summary["cost"] == pytest.approx((400 * 2.0 + 80 * 10.0) / 1e6)
+        first = list(fake.requests)
+
+        # resume: only the unfinished sample is requested again; it now answers
+        fake.script = lambda sample, attempt: "ok"
+        chosen, summary = synthesise(jobs(5), spec(fake.base_url), out)
+        assert fake.requests[len(first):] == ["1"]
+        assert sorted(chosen) == [0, 1, 2, 3, 4] and summary["samples_resumed"] == 4
+
+        # a third run requests nothing
+        synthesise(jobs(5), spec(fake.base_url), out)
+        assert len(fake.requests) == len(first) + 1
+
+
+def test_filter_picks_the_first_passing_candidate(tmp_path, fake_openai):
+    with fake_openai(lambda sample, attempt: "garbage" if attempt == 0 else "ok") as fake:
+        chosen, summary = synthesise(jobs(2), spec(fake.base_url, candidates_per_sample=2), tmp_path / "r.jsonl")
+    assert sorted(chosen) == [0, 1] and all(text.startswith("## Extraction") for text, _ in chosen.values())
+    assert chosen[0][1] == "fake-model" and summary["rejections"] == {"missing section '## Extraction'": 2}
+    with fake_openai(lambda sample, attempt: "garbage") as fake:
+        chosen, summary = synthesise(jobs(2), spec(fake.base_url), tmp_path / "r2.jsonl")
+    assert chosen == {} and summary["samples_accepted"] == 0

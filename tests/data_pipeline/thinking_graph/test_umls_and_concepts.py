@@ -1,0 +1,98 @@
+"""The made-up UMLS, the RRF loader, offline QuickUMLS (no download, every span kept) and event concepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from data_pipeline.thinking_graph.umls import UmlsVocabulary, normalise, read_rrf
+
+pytest.importorskip("quickumls", reason="QuickUMLS is in the `umls` extra (installed by `make test`)")
+
+
+@pytest.fixture(scope="module")
+def fake_umls(tmp_path_factory):
+    from data_pipeline.thinking_graph.fake_umls import write_fake_umls
+
+    return write_fake_umls(tmp_path_factory.mktemp("umls"))
+
+
+@pytest.fixture(scope="module")
+def matcher(fake_umls, tmp_path_factory):
+    import nltk
+    import spacy.cli
+
+    from data_pipeline.thinking_graph.matcher import build_index, load_matcher
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("QuickUMLS tried to download something")
+
+    saved = nltk.download, spacy.cli.download
+    nltk.download, spacy.cli.download = no_network, no_network
+    try:
+        cache = tmp_path_factory.mktemp("qcache")
+        first = build_index(fake_umls, cache)
+        assert build_index(fake_umls, cache) == first  # cached: built once per vocabulary
+        yield load_matcher(first)
+    finally:
+        nltk.download, spacy.cli.download = saved
+
+
+def test_fake_umls_is_clearly_made_up_and_matches_the_cohort(fake_umls):
+    conso = read_rrf(fake_umls / "MRCONSO.RRF", [f"c{i}" for i in range(18)], ["c0", "c11", "c14"])
+    assert all(c.startswith("CZ") for c in conso["c0"].to_pylist())
+    assert set(conso["c11"].to_pylist()) == {"FAKEUMLS"}
+    assert "MADE-UP" in (fake_umls / "README.txt").read_text()
+    vocab = UmlsVocabulary.from_rrf(fake_umls)
+    for item in ("Glucose", "Vancomycin", "Sepsis, unspecified organism", "Acute kidney failure, unspecified",
+                 "CHEST (PORTABLE AP)", "Glycopeptide antibacterials"):
+        assert vocab.lookup(item), item
+
+
+def test_exact_then_normalised_lookup(fake_umls):
+    vocab = UmlsVocabulary.from_rrf(fake_umls)
+    cui = vocab.lookup("CefTRIAXone")
+    assert cui and vocab.lookup("ceftriaxone") == cui and vocab.lookup(" CEFTRIAXONE. ") == cui
+    assert vocab.lookup("not a concept at all") is None
+    assert normalise("Calcium,  Total") == "calcium total"
+
+
+def test_bad_rrf_file_names_the_file(tmp_path):
+    (tmp_path / "MRCONSO.RRF").write_text("C1|ENG\nC2|ENG|P|L|PF|S|Y|A|||C|SAB|PT|C|x|0|N||\n")
+    (tmp_path / "MRSTY.RRF").write_text("")
+    with pytest.raises(ValueError, match="MRCONSO"):
+        UmlsVocabulary.from_rrf(tmp_path)
+    with pytest.raises(FileNotFoundError, match="MRREL.RRF"):
+        from data_pipeline.thinking_graph.paths import RelationGraph
+        RelationGraph.from_mrrel(tmp_path)
+
+
+def test_every_span_is_kept(matcher):
+    from data_pipeline.thinking_graph.matcher import match_spans
+
+    text = ("Presents with fever and hypotension. History of hypertension and type 2 diabetes mellitus. "
+            "Given vancomycin and ceftriaxone for pneumonia.")
+    spans = match_spans(matcher, text)
+    assert [s["ngram"].lower() for s in spans] == ["fever", "hypotension", "hypertension", "type 2 diabetes mellitus",
+                                                   "vancomycin", "ceftriaxone", "pneumonia"]
+    assert all(text[s["start"]:s["end"]] == s["ngram"] for s in spans)
+    assert match_spans(matcher, "   ") == []
+
+
+def test_event_concepts_structured_and_text(fake_umls, matcher):
+    from data_pipeline.events import Event
+    from data_pipeline.thinking_graph.concepts import ConceptExtractor
+
+    vocab = UmlsVocabulary.from_rrf(fake_umls)
+    ex = ConceptExtractor(vocab, matcher)
+    labs = Event("labevents", "2150-01-01 00:00:00", None, "1",
+                 [{"item_name": "Glucose"}, {"item_name": "Sodium"}, {"item_name": "Made Up Lab"}])
+    keys, spans = ex.event_concepts(labs)
+    assert keys == [vocab.lookup("Glucose"), vocab.lookup("Sodium"), "~made up lab"] and spans == []
+    rx = Event("prescriptions", "2150-01-01 00:00:00", None, "1",
+               [{"drug": "Vancomycin", "ATC Type": "Glycopeptide antibacterials"}])
+    assert ex.event_concepts(rx)[0] == [vocab.lookup("Vancomycin"), vocab.lookup("Glycopeptide antibacterials")]
+    note = Event("radiology", "2150-01-01 00:00:00", None, "1",
+                 [{"text": "Fever and cough. Pneumonia. Fever again.", "exam_name": "['CHEST (PORTABLE AP)']"}])
+    keys, spans = ex.event_concepts(note)
+    assert len(spans) == 4  # fever, cough, pneumonia, fever: every span, not just the first
+    assert keys[0] == vocab.lookup("CHEST (PORTABLE AP)") and vocab.lookup("Pneumonia, unspecified organism") in keys
