@@ -32,7 +32,9 @@ PIPELINE_ORDER = [
     "kuberay/rayservice.yaml",
 ]
 # Provided by the data owner / operator before any job runs (cluster/README.md "Kubernetes"), never written by one.
-EXTERNAL_INPUTS = [f"{SHARED_MOUNT}/physionet.org/", f"{SHARED_MOUNT}/models/", f"{SHARED_MOUNT}/hf-cache/"]
+# UMLS is licensed (a UTS account per user): the operator copies a release under umls/, no job writes it.
+EXTERNAL_INPUTS = [f"{SHARED_MOUNT}/physionet.org/", f"{SHARED_MOUNT}/models/", f"{SHARED_MOUNT}/hf-cache/",
+                   f"{SHARED_MOUNT}/umls/"]
 
 
 # ---- what each stage reads and writes, from its validated config ----------------------------------------------
@@ -46,7 +48,17 @@ def _datasets_io(cfg):
     reads = [cfg.timelines_dir, cfg.tokenizer_path]
     out = Path(cfg.output_dir)
     writes = [str(out / name / f"{name}.{ext}") for name in cfg.presets for ext in ("parquet", "jsonl")]
+    writes += [str(out / name / "provenance.parquet") for name in cfg.presets]  # which patient/time a sample cut
     return [str(p) for p in reads if p], writes, {"transformers"} if cfg.tokenizer_path else set()
+
+
+def _thinking_graph_io(cfg):
+    # data_pipeline.thinking_graph.pipeline.resolve_inputs: the timeline shards, EHR-Ins records + provenance; the
+    # UMLS release (None = the made-up UMLS the job writes itself, demos only).
+    ins = Path(cfg.ehr_ins_dir)
+    reads = [cfg.timelines_dir, str(ins / "ehr_ins.parquet"), str(ins / "provenance.parquet")]
+    reads += [cfg.umls.path] if cfg.umls.path else []
+    return reads, [str(Path(cfg.output_dir) / cfg.output_name)], set()
 
 
 def _sft_io(cfg):
@@ -90,6 +102,7 @@ def _serve_io(cfg):
 STAGE_IO = {
     "ray_jobs.build_timelines": ("data_pipeline.timeline.config:TimelineConfig", _timelines_io),
     "ray_jobs.build_datasets": ("data_pipeline.datasets.config:BuildDatasetsConfig", _datasets_io),
+    "ray_jobs.thinking_graph": ("data_pipeline.thinking_graph.config:ThinkingGraphConfig", _thinking_graph_io),
     "ray_jobs.train_sft": ("training.config:SFTJobConfig", _sft_io),
     "ray_jobs.train_rl": ("rl.config:RLJobConfig", _rl_io),
     "ray_jobs.evaluate": ("evaluation.config:EvaluateConfig", _evaluate_io),
