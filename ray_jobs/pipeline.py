@@ -1,4 +1,5 @@
-"""The main job: synthetic (or real) MIMIC-IV -> timelines -> EHR-Ins/EHR-Bench -> SFT stage 1 -> SFT stage 2.
+"""The main job: synthetic (or real) MIMIC-IV -> timelines -> EHR-Ins/EHR-Bench -> thinking graph -> SFT stage 1
+-> SFT stage 2 -> RL -> evaluation report (orchestration.chain).
 
     python -m ray_jobs.pipeline --config ray_jobs/configs/pipeline/demo.yaml
     ray job submit --working-dir . --runtime-env cluster/runtime_env/default.yaml \
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 from jobkit.config import parse_job_args
 from jobkit.ray_runtime import setup_logging
-from training.end_to_end import PipelineConfig, describe, run_pipeline
+from orchestration.chain import run_pipeline
+from orchestration.config import PipelineConfig
+from orchestration.summary import describe
 
 
 def main(argv: list[str] | None = None) -> None:

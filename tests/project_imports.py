@@ -14,9 +14,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # The importable project packages (pyproject.toml [tool.setuptools.packages.find]).
-PROJECT_PACKAGES = ("jobkit", "data_pipeline", "training", "rl", "evaluation", "serving", "ray_jobs")
+PROJECT_PACKAGES = ("jobkit", "data_pipeline", "training", "rl", "evaluation", "serving", "orchestration", "ray_jobs")
 # Libraries: everything but the entrypoints. They must never import ray_jobs.
-LIBRARY_PACKAGES = ("data_pipeline", "training", "rl", "evaluation", "serving")
+LIBRARY_PACKAGES = ("data_pipeline", "training", "rl", "evaluation", "serving", "orchestration")
 
 
 def module_files() -> dict[str, Path]:

@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import pyarrow.parquet as pq
 
 from data_pipeline.thinking_graph.concepts import NON_CONCEPT_TASKS
 from data_pipeline.thinking_graph.config import ThinkingGraphConfig
+from data_pipeline.thinking_graph.stage_store import Stage, atomic_text
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -47,46 +47,6 @@ def _fp(obj) -> str:
 
 def _files_key(paths) -> list:
     return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in map(Path, paths)]
-
-
-class Stage:
-    """A folder of parquet parts written by Ray Data to a temporary name, renamed into place, with a marker."""
-
-    def __init__(self, work: Path, name: str, fingerprint: str, overwrite: bool):
-        self.dir, self.marker, self.fp = work / name, work / f"{name}.json", fingerprint
-        self.done = (not overwrite and self.marker.is_file()
-                     and json.loads(self.marker.read_text()).get("fp") == fingerprint and self.dir.is_dir())
-
-    def write(self, ds, **info) -> None:
-        tmp = self.dir.with_name(f".{self.dir.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        ds.write_parquet(str(tmp))
-        self.marker.unlink(missing_ok=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.replace(tmp, self.dir)
-        _atomic_text(self.marker, json.dumps({"fp": self.fp, **info}))
-
-    def write_table(self, table: pa.Table, **info) -> None:
-        """A small driver-side table (one file, even when empty) in the same layout."""
-        tmp = self.dir.with_name(f".{self.dir.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        pq.write_table(table, tmp / "part-00000.parquet")
-        self.marker.unlink(missing_ok=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.replace(tmp, self.dir)
-        _atomic_text(self.marker, json.dumps({"fp": self.fp, **info}))
-
-    def read(self, **kwargs):
-        import ray
-
-        return ray.data.read_parquet(str(self.dir), **kwargs)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def resolve_inputs(cfg: ThinkingGraphConfig) -> tuple[list[Path], Path, Path]:
@@ -250,7 +210,7 @@ def build(cfg: ThinkingGraphConfig) -> dict:
                                                                         "req": ev.require_graph}))
     summary.update(samples=samples.num_rows, patients=len(subjects), kept_pairs=len(kept),
                    umls=str(umls_dir), seconds=round(time.time() - t_start, 1))
-    _atomic_text(out / "summary.json", json.dumps(summary, indent=2))
+    atomic_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 

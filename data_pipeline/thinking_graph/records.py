@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from data_pipeline.thinking_graph.reasoning import build_prompt, template_reasoning
+from data_pipeline.thinking_graph.stage_store import Stage
 
 log = logging.getLogger(__name__)
 PREPARED_SCHEMA = pa.schema([("idx", pa.int64()), ("record", pa.string()), ("evidence", pa.string()),
@@ -25,8 +26,6 @@ PREPARED_SCHEMA = pa.schema([("idx", pa.int64()), ("record", pa.string()), ("evi
 def prepare(cfg, st_ev, records_path: Path, work: Path, fingerprint: str):
     """The samples to write (joined with their evidence, graph filter, cap), sorted by idx, as a Stage."""
     import ray
-
-    from data_pipeline.thinking_graph.pipeline import Stage
 
     st = Stage(work, "prepared", fingerprint, cfg.overwrite)
     if st.done:

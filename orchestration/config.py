@@ -1,7 +1,8 @@
-"""The whole EHR-R1 recipe in one job, on the embedded default or real data.
+"""The config of the whole EHR-R1 chain (``ray_jobs.pipeline``), on the embedded default or real data.
 
-    MIMIC-IV (or the synthetic cohort) -> timelines -> EHR-Ins / EHR-Bench -> stage-2 reasoning records
-    -> SFT stage 1 (domain adaptation) -> SFT stage 2 (reasoning enhancement) [-> RL (GRPO), when ``rl`` is set]
+    MIMIC-IV (or the synthetic cohort) -> timelines -> EHR-Ins / EHR-Bench (leakage-audited) -> thinking graph
+    -> stage-2 reasoning records -> SFT stage 1 (domain adaptation) -> SFT stage 2 (reasoning enhancement)
+    [-> RL (GRPO), when ``rl`` is set] [-> evaluation report of the last model, when ``evaluation`` is set]
 
 Each stage keeps its own strict config class; this config embeds them and fills in the paths that connect them
 (everything lives under ``output_dir``), so every stage's config is validated before the first one starts.
@@ -12,14 +13,10 @@ exists) is skipped, and an interrupted one resumes from its latest checkpoint.
 from __future__ import annotations
 
 import copy
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
-
-log = logging.getLogger(__name__)
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -52,8 +49,9 @@ class PipelineConfig(BaseModel):
     thinking_graph: dict[str, Any] = Field(default_factory=dict)
     stage1: dict[str, Any] = Field(default_factory=dict)
     stage2: dict[str, Any] = Field(default_factory=dict)
-    #: Evaluate the stage-2 model on the EHR-Bench built above (keys of evaluation.config.EvaluateConfig minus
-    #: output_dir, model.path and benchmark.paths, which are wired here); null skips the evaluation.
+    #: Evaluate the chain's last model (RL's, else stage 2's) on the EHR-Bench built above (keys of
+    #: evaluation.config.EvaluateConfig minus output_dir, model.path and benchmark.paths, which are wired here);
+    #: null skips the evaluation.
     evaluation: dict[str, Any] | None = None
     rl: dict[str, Any] | None = None
     """The RL stage after stage 2 (keys of rl.config.RLJobConfig minus model_path and run.storage_path; data
@@ -120,22 +118,24 @@ class PipelineConfig(BaseModel):
             if s2 is not None and s2.run.name == s1.run.name:
                 errors.append("stage2.run.name: must differ from stage1.run.name, or stage 2 overwrites stage 1")
             self._stage_cfgs = {1: s1, 2: s2}
+            if self.rl is not None and s2 is not None:
+                self._rl_cfg = validate("rl", _rl_job_config(), self._rl_section(s2, runs))
             if self.evaluation is not None and s2 is not None:
                 from evaluation.config import EvaluateConfig
 
                 if self._datasets_cfg is not None and "ehr_bench" not in self._datasets_cfg.presets:
                     errors.append("evaluation: needs the ehr_bench dataset; add it to datasets.presets or set "
                                   "evaluation=null")
-
+                # the chain's last model: RL's when the RL stage is on, else stage 2's
+                final = (Path(runs) / self._rl_cfg.run.name if self._rl_cfg is not None
+                         else Path(runs) / s2.run.name) / "final_model"
                 evaluation = copy.deepcopy(self.evaluation)
                 evaluation.setdefault("mlflow_tracking_uri", str(self.out / "mlruns"))
                 self._evaluation_cfg = validate("evaluation", EvaluateConfig, _merge(evaluation, {
                     "output_dir": str(self.out / "evaluation"),
-                    "model": {"path": str(Path(runs) / s2.run.name / "final_model")},
+                    "model": {"path": str(final)},
                     "benchmark": {"kind": "ehr_bench",
                                   "paths": [str(self.out / "datasets" / "ehr_bench" / "ehr_bench.jsonl")]}}))
-            if self.rl is not None and s2 is not None:
-                self._rl_cfg = validate("rl", _rl_job_config(), self._rl_section(s2, runs))
         if errors:
             raise ValueError("; ".join(errors))
         return self
@@ -182,6 +182,13 @@ class PipelineConfig(BaseModel):
     def evaluation_config(self):
         return self._evaluation_cfg
 
+    def resolved_stage_configs(self) -> dict[str, Any]:
+        """Every stage's validated config, in run order (stages that are off are left out)."""
+        stages = {"datasets": self._datasets_cfg, "thinking_graph": self._thinking_graph_cfg,
+                  "sft_stage1": self._stage_cfgs.get(1), "sft_stage2": self._stage_cfgs.get(2),
+                  "rl": self._rl_cfg, "evaluation": self._evaluation_cfg}
+        return {name: cfg for name, cfg in stages.items() if cfg is not None}
+
 
 def _rl_job_config():
     from rl.config import RLJobConfig
@@ -195,86 +202,3 @@ def _thinking_graph_config_class():
     return ThinkingGraphConfig
 
 
-@dataclass
-class PipelineResult:
-    datasets: dict[str, dict]
-    reasoning_jsonl: Path
-    stage1_model: Path
-    stage2_model: Path
-    report: Path | None = None
-    rl_model: Path | None = None
-
-
-def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
-    from data_pipeline.datasets.build import build_datasets
-    from data_pipeline.thinking_graph.pipeline import build as build_thinking_graph
-    from ray_jobs.runtime import init_ray
-
-    init_ray(cfg.ray_address, cfg.ray_num_cpus)
-    log.info("[1/4] timelines + datasets -> %s", cfg.out / "datasets")
-    summaries = build_datasets(cfg.datasets_config())
-
-    tg = cfg.thinking_graph_config()
-    log.info("[2/4] stage-2 reasoning records (thinking graph, %s) -> %s", tg.synthesis.mode, cfg.reasoning_jsonl)
-    if build_thinking_graph(tg)["records"] == 0:
-        raise RuntimeError(f"the thinking graph wrote no reasoning records to {cfg.reasoning_jsonl}; lower "
-                           "thinking_graph.evidence.min_support / threshold or set evidence.require_graph: false")
-
-    models = {}
-    for stage in (1, 2):
-        final = cfg.final_model(stage)
-        log.info("[%d/4] SFT stage %d -> %s", stage + 2, stage, final)
-        if (final / "config.json").is_file():
-            log.info("stage %d already trained, skipping (delete %s to retrain)", stage, final.parent)
-            models[stage] = final
-            continue
-        from training.sft import run_sft
-
-        models[stage] = run_sft(cfg.stage_config(stage)).final_model
-    report = None
-    if cfg.evaluation_config() is not None:
-        from evaluation.run import evaluate
-
-        log.info("evaluation of the stage-2 model on EHR-Bench -> %s", cfg.evaluation_config().output_dir)
-        report = evaluate(cfg.evaluation_config()).report_html
-    return PipelineResult(summaries, cfg.reasoning_jsonl, models[1], models[2], report,
-                          rl_model=run_rl_stage(cfg))
-
-
-def run_rl_stage(cfg: PipelineConfig) -> Path | None:
-    """GRPO from the stage-2 model (TRL on Ray Train), skipped when not configured or already trained."""
-    rl = cfg.rl_config()
-    if rl is None:
-        return None
-    final = Path(rl.run.storage_path).expanduser().resolve() / rl.run.name / "final_model"
-    log.info("[RL] GRPO from stage 2 -> %s", final)
-    if (final / "config.json").is_file():
-        log.info("RL stage already trained, skipping (delete %s to retrain)", final.parent)
-        return final
-    if rl.backend != "trl":
-        raise ValueError("rl.backend: the pipeline runs the RL stage in-process with backend trl; submit OpenRLHF "
-                         "runs with ray_jobs.train_rl")
-    from rl.grpo.run import run_grpo
-
-    return run_grpo(rl).final_model
-
-
-def describe(cfg: PipelineConfig, result: PipelineResult) -> str:
-    """What was produced and how to look at it (printed at the end of the job)."""
-    datasets = "\n".join(f"  {name:<10} {s.get('samples', '?'):>7} samples  {cfg.out / 'datasets' / name}"
-                         for name, s in result.datasets.items())
-    timelines = cfg.datasets_config().output_dir
-    report = f"Evaluation report:      {result.report}\n" if result.report else ""
-    return f"""
-EHR-R1 pipeline finished. Outputs under {cfg.out}
-datasets:
-{datasets}
-  reasoning  {result.reasoning_jsonl}
-models:
-  stage 1    {result.stage1_model}
-  stage 2    {result.stage2_model}{f"{chr(10)}  RL (GRPO) {result.rl_model}" if result.rl_model else ""}
-
-Look at one sample:      .venv/bin/python -c "import datasets; print(datasets.load_dataset('json', data_files='{cfg.ehr_ins_jsonl}')['train'][0]['input'][:2000])"
-Per-task counts:         cat {Path(timelines) / 'summary.json'}
-{report}Serve the stage-2 model: .venv/bin/python -m ray_jobs.serve --config ray_jobs/configs/serve/demo.yaml model.tiny_model=null model.path={result.stage2_model}
-"""

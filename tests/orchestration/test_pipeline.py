@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ray_jobs.config_loader import ConfigError, load_config
-from training.end_to_end import PipelineConfig
+from orchestration.config import PipelineConfig
 
 DEMO = Path(__file__).resolve().parents[2] / "ray_jobs" / "configs" / "pipeline" / "demo.yaml"
 
@@ -24,7 +24,10 @@ def test_demo_config_wires_stages_under_output_dir(tmp_path):
     assert {s1.run.storage_path, s2.run.storage_path} == {str(tmp_path / "runs")}
     assert s1.run.mlflow_tracking_uri == str(tmp_path / "mlruns")
     ev = cfg.evaluation_config()
-    assert ev.model.path == str(tmp_path / "runs" / s2.run.name / "final_model")
+    # the chain's last model is evaluated: RL's when the RL stage is on, else stage 2's
+    assert ev.model.path == str(tmp_path / "runs" / cfg.rl_config().run.name / "final_model")
+    assert load_config(PipelineConfig, DEMO, [f"output_dir={tmp_path}", "rl=null"]).evaluation_config().model.path \
+        == str(tmp_path / "runs" / s2.run.name / "final_model")
     assert ev.benchmark.paths == [str(tmp_path / "datasets" / "ehr_bench" / "ehr_bench.jsonl")]
     assert ev.output_dir == str(tmp_path / "evaluation") and ev.mlflow_tracking_uri == str(tmp_path / "mlruns")
 
@@ -44,9 +47,43 @@ def test_invalid_stage_settings_fail_before_any_work(tmp_path, override, fragmen
     assert not any(tmp_path.iterdir()), "validation must not create outputs"
 
 
+def test_every_stage_resolved_config_is_written_to_the_run_directory(tmp_path):
+    from orchestration.chain import write_resolved_configs
+
+    cfg = load_config(PipelineConfig, DEMO, [f"output_dir={tmp_path}"])
+    folder = write_resolved_configs(cfg)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{name}.yaml" for name in ["pipeline", "datasets", "thinking_graph", "sft_stage1", "sft_stage2", "rl",
+                                    "evaluation"])
+    import yaml
+
+    stage2 = yaml.safe_load((folder / "sft_stage2.yaml").read_text())
+    assert stage2["model_path"] == str(tmp_path / "runs" / "demo_stage1" / "final_model")
+    evaluation = yaml.safe_load((folder / "evaluation.yaml").read_text())
+    assert evaluation["model"]["path"] == str(tmp_path / "runs" / "demo_rl" / "final_model")
+
+
+def test_summary_names_the_report_metrics_dashboard_and_how_to_serve(tmp_path):
+    from orchestration.chain import PipelineResult
+    from orchestration.summary import describe
+
+    cfg = load_config(PipelineConfig, DEMO, [f"output_dir={tmp_path}"])
+    metrics = {"overall": {"risk": {"auroc": 0.61, "auroc_lo": 0.5, "auroc_hi": 0.7, "tasks": 18.0, "n": 72.0},
+                           "decision": {"f1": 0.25, "f1_lo": 0.2, "f1_hi": 0.3, "tasks": 27.0, "n": 108.0}}}
+    result = PipelineResult({"ehr_ins": {"samples": 10}}, cfg.reasoning_jsonl, tmp_path / "s1", tmp_path / "s2",
+                            tmp_path / "report.html", rl_model=tmp_path / "runs" / "demo_rl" / "final_model",
+                            metrics=metrics, dashboard_url="http://127.0.0.1:8265")
+    text = describe(cfg, result)
+    assert "0.61" in text and "0.25" in text  # the evaluation summary
+    assert str(tmp_path / "report.html") in text and "http://127.0.0.1:8265" in text
+    assert f"model.path={result.rl_model}" in text  # serves the chain's last model
+    assert "curl http://127.0.0.1:8000/v1/ehr/predict" in text and "from openai import OpenAI" in text
+
+
 @pytest.mark.slow
 def test_small_pipeline_end_to_end(tmp_path, ray_session):
-    from training.end_to_end import describe, run_pipeline
+    from orchestration.chain import run_pipeline
+    from orchestration.summary import describe
 
     overrides = [f"output_dir={tmp_path}", "datasets.timelines.synthetic.num_patients=40",
                  "evaluation.benchmark.max_samples_per_task=2", "reasoning.max_samples=32",
@@ -67,13 +104,26 @@ def test_small_pipeline_end_to_end(tmp_path, ray_session):
     # the stage-2 model was evaluated on the synthetic EHR-Bench and the report written
     assert result.report.is_file() and str(result.report) in text
     metrics = json.loads((result.report.parent / "metrics.json").read_text())
-    assert metrics["run"]["model"] == str(result.stage2_model) and metrics["run"]["scored"] > 0
-    # the RL stage ran a few GRPO steps from the stage-2 model
+    # the RL stage ran a few GRPO steps from the stage-2 model, and its model was the one evaluated
     rl_log = json.loads((result.rl_model / "training_state.json").read_text())["log_history"]
     assert [h["step"] for h in rl_log if "reward" in h] == list(range(1, cfg.rl_config().grpo.max_steps + 1))
+    assert metrics["run"]["model"] == str(result.rl_model) and metrics["run"]["scored"] > 0
+    assert result.metrics["overall"] and (tmp_path / "run_configs" / "evaluation.yaml").is_file()
 
-    # A re-run resumes: every stage is found finished and skipped, models untouched.
-    mtime = (result.stage2_model / "config.json").stat().st_mtime
+    # A job stopped after stage 2 (RL and evaluation outputs gone) resumes from there: the finished stages are
+    # skipped with byte-identical outputs, the missing ones run again.
+    import hashlib
+    import shutil
+
+    def fingerprints():
+        files = [*(tmp_path / "datasets").rglob("*.jsonl"), cfg.reasoning_jsonl,
+                 *result.stage1_model.glob("*.safetensors"), *result.stage2_model.glob("*.safetensors")]
+        return {str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in files}
+
+    before = fingerprints()
+    shutil.rmtree(result.rl_model.parent)
+    shutil.rmtree(result.report.parent)
     again = run_pipeline(cfg)
+    assert fingerprints() == before
     assert again.stage2_model == result.stage2_model and again.rl_model == result.rl_model
-    assert (result.stage2_model / "config.json").stat().st_mtime == mtime
+    assert again.report.is_file() and (again.rl_model / "config.json").is_file()

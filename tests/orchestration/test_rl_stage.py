@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ray_jobs.config_loader import ConfigError, load_config
-from training.end_to_end import PipelineConfig, run_rl_stage
+from orchestration.chain import run_rl_stage
+from orchestration.config import PipelineConfig
 
 DEMO = Path(__file__).resolve().parents[2] / "ray_jobs" / "configs" / "pipeline" / "demo.yaml"
 

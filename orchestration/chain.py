@@ -1,0 +1,134 @@
+"""Run the whole chain (``ray_jobs.pipeline``): every stage in order, each skipping work already done.
+
+    datasets (timelines + EHR-Ins / EHR-Bench, leakage-audited) -> thinking graph (stage-2 reasoning records)
+    -> SFT stage 1 -> SFT stage 2 -> RL (optional) -> evaluation report of the last model (optional)
+
+One run directory (``output_dir``) holds every stage's resolved config (``run_configs/<stage>.yaml``, written
+before the first stage starts), data manifests, checkpoints, the MLflow store and the report. A killed job
+re-run with the same config resumes from the last finished stage: finished datasets are skipped by fingerprint,
+the thinking graph skips finished parts, a stage whose ``final_model`` exists is skipped and an interrupted
+training run resumes from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from orchestration.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineResult:
+    datasets: dict[str, dict]
+    reasoning_jsonl: Path
+    stage1_model: Path
+    stage2_model: Path
+    report: Path | None = None
+    rl_model: Path | None = None
+    #: evaluation metrics (``evaluation.run.EvaluationResult.metrics``) when the evaluation stage ran
+    metrics: dict | None = None
+    dashboard_url: str | None = None
+
+    @property
+    def final_model(self) -> Path:
+        return self.rl_model or self.stage2_model
+
+
+def write_resolved_configs(cfg: PipelineConfig) -> Path:
+    """``<output_dir>/run_configs/<stage>.yaml``: what each stage runs with, paths wired (atomic writes)."""
+    folder = cfg.out / "run_configs"
+    folder.mkdir(parents=True, exist_ok=True)
+    stages = {"pipeline": cfg.model_dump(mode="json"),
+              **{name: stage.model_dump(mode="json") for name, stage in cfg.resolved_stage_configs().items()}}
+    for name, data in stages.items():
+        tmp = folder / f".{name}.yaml.tmp"
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+        os.replace(tmp, folder / f"{name}.yaml")
+    return folder
+
+
+def _dashboard_url() -> str | None:
+    import ray
+
+    url = getattr(ray.get_runtime_context(), "dashboard_url", None) or os.environ.get("RAY_DASHBOARD_URL")
+    if not url:
+        try:
+            from ray._private.worker import get_dashboard_url  # private, but what `ray.init` prints
+
+            url = get_dashboard_url()
+        except Exception:  # noqa: BLE001 - the address is a convenience in the summary, never a failure
+            url = None
+    if url and not url.startswith("http"):
+        url = f"http://{url}"
+    return url or None
+
+
+def _sft_stage(cfg: PipelineConfig, stage: int, step: str) -> Path:
+    final = cfg.final_model(stage)
+    log.info("%s SFT stage %d -> %s", step, stage, final)
+    if (final / "config.json").is_file():
+        log.info("stage %d already trained, skipping (delete %s to retrain)", stage, final.parent)
+        return final
+    from training.sft import run_sft
+
+    return run_sft(cfg.stage_config(stage)).final_model
+
+
+def run_rl_stage(cfg: PipelineConfig) -> Path | None:
+    """GRPO from the stage-2 model (TRL on Ray Train), skipped when not configured or already trained."""
+    rl = cfg.rl_config()
+    if rl is None:
+        return None
+    final = Path(rl.run.storage_path).expanduser().resolve() / rl.run.name / "final_model"
+    log.info("[RL] GRPO from stage 2 -> %s", final)
+    if (final / "config.json").is_file():
+        log.info("RL stage already trained, skipping (delete %s to retrain)", final.parent)
+        return final
+    if rl.backend != "trl":
+        raise ValueError("rl.backend: the pipeline runs the RL stage in-process with backend trl; submit OpenRLHF "
+                         "runs with ray_jobs.train_rl")
+    from rl.grpo.run import run_grpo
+
+    return run_grpo(rl).final_model
+
+
+def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
+    from data_pipeline.datasets.build import build_datasets
+    from data_pipeline.thinking_graph.pipeline import build as build_thinking_graph
+    from jobkit.ray_runtime import init_ray
+
+    configs = write_resolved_configs(cfg)
+    log.info("resolved config of every stage -> %s", configs)
+    init_ray(cfg.ray_address, cfg.ray_num_cpus)
+    steps = 4 + (cfg.rl_config() is not None) + (cfg.evaluation_config() is not None)
+    log.info("[1/%d] timelines + datasets -> %s", steps, cfg.out / "datasets")
+    summaries = build_datasets(cfg.datasets_config())
+
+    tg = cfg.thinking_graph_config()
+    log.info("[2/%d] stage-2 reasoning records (thinking graph, %s) -> %s", steps, tg.synthesis.mode,
+             cfg.reasoning_jsonl)
+    if build_thinking_graph(tg)["records"] == 0:
+        raise RuntimeError(f"the thinking graph wrote no reasoning records to {cfg.reasoning_jsonl}; lower "
+                           "thinking_graph.evidence.min_support / threshold or set evidence.require_graph: false")
+
+    stage1 = _sft_stage(cfg, 1, f"[3/{steps}]")
+    stage2 = _sft_stage(cfg, 2, f"[4/{steps}]")
+    rl_model = run_rl_stage(cfg)
+
+    report = metrics = None
+    if cfg.evaluation_config() is not None:
+        from evaluation.run import evaluate
+
+        ev = cfg.evaluation_config()
+        log.info("[%d/%d] evaluation of %s on EHR-Bench -> %s", steps, steps, ev.model.path, ev.output_dir)
+        result = evaluate(ev)
+        report, metrics = result.report_html, result.metrics
+    return PipelineResult(summaries, cfg.reasoning_jsonl, stage1, stage2, report, rl_model=rl_model,
+                          metrics=metrics, dashboard_url=_dashboard_url())
