@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from training.config import RunSpec, ScalingSpec  # the same run and scaling settings as the SFT stages
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -112,20 +114,6 @@ class OpenRLHFSpec(_Strict):
     """Follow the job's logs until it ends (else print how to follow it)."""
     extra_args: list[str] = Field(default_factory=list)
     """Verbatim extra OpenRLHF flags (checked by OpenRLHF's own parser before submission)."""
-
-
-class ScalingSpec(_Strict):
-    num_workers: int = Field(2, ge=1)
-    use_gpu: bool = False
-    resources_per_worker: dict[str, float] | None = None
-
-
-class RunSpec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    storage_path: str = "~/ray_results"
-    num_to_keep: int = Field(2, ge=1)
-    max_failures: int = Field(1, ge=0)
-    mlflow_tracking_uri: str | None = None
 
 
 class RLJobConfig(_Strict):
