@@ -5,8 +5,7 @@ import doctest
 import pytest
 
 from evaluation import metrics
-from evaluation.metrics import (answer_text, auroc, prefix_accuracy, rouge1_f, score_prediction,
-                                set_precision_recall_f1, split_items)
+from evaluation.metrics import auroc, prefix_accuracy, rouge1_f, score_prediction, set_precision_recall_f1
 
 
 def test_doctests():
@@ -15,25 +14,7 @@ def test_doctests():
     assert result.failed == 0
 
 
-@pytest.mark.parametrize("completion, expected", [
-    ("plain answer", "plain answer"),
-    ("<think>\nr\n</think>\n\nyes", "\n\nyes"),
-    ("<think>a</think>b</think>c", "c"),
-    ("<think>never closed", None),
-    ("", ""),
-])
-def test_answer_text(completion, expected):
-    assert answer_text(completion) == expected
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("A\nB\n", ["a", "b"]),
-    ("A\\nB", ["a", "b"]),
-    (["X ", " x", "y"], ["x", "y"]),
-    ("\n\n", []),
-])
-def test_split_items(text, expected):
-    assert split_items(text) == expected
+# answer_text / split_items are the shared parser's (evaluation.answers): tested in test_answers.py
 
 
 @pytest.mark.parametrize("pred, gold, prf", [
