@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,21 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.loopback import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _node_ports() -> list[str]:
-    return ["--node-manager-port", str(_free_port()), "--object-manager-port", str(_free_port()),
-            "--metrics-export-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
-            "--dashboard-agent-grpc-port", str(_free_port()), "--runtime-env-agent-port", str(_free_port())]
+    return ["--node-manager-port", str(free_port()), "--object-manager-port", str(free_port()),
+            "--metrics-export-port", str(free_port()), "--dashboard-agent-listen-port", str(free_port()),
+            "--dashboard-agent-grpc-port", str(free_port()), "--runtime-env-agent-port", str(free_port())]
 
 
 def _env() -> dict:
@@ -66,7 +61,7 @@ class TwoNodes:
     def __init__(self, base: Path):
         self.base = base
         self.head_tmp, self.worker_tmp = base / "h", base / "w"
-        self.gcs, self.dashboard = _free_port(), _free_port()
+        self.gcs, self.dashboard = free_port(), free_port()
         self.address = f"http://127.0.0.1:{self.dashboard}"
 
     def start(self) -> None:
@@ -74,7 +69,7 @@ class TwoNodes:
         subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.gcs),
                         "--temp-dir", str(self.head_tmp), "--num-cpus", "1", "--resources", '{"head_node": 1}',
                         "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-                        "--dashboard-port", str(self.dashboard), "--ray-client-server-port", str(_free_port()),
+                        "--dashboard-port", str(self.dashboard), "--ray-client-server-port", str(free_port()),
                         *_node_ports(), "--disable-usage-stats"], check=True, env=_env(), capture_output=True,
                        timeout=180)
         self.start_worker()

@@ -4,21 +4,16 @@ and overload -> 503 through Serve's max_ongoing_requests + max_queued_requests."
 from __future__ import annotations
 
 import json
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.slow
 
 KEY = "serve-test-key"
 APP = "ehr-serve-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +25,7 @@ def served(ray_session, tiny_model_dir, tmp_path_factory):
 
     keys = tmp_path_factory.mktemp("keys") / "api_keys"
     keys.write_text(f"{KEY}\n")
-    port = _free_port()
+    port = free_port()
     cfg = ServeConfig.model_validate({
         "app_name": APP,
         "model": {"path": tiny_model_dir, "served_name": "tiny"},

@@ -4,9 +4,10 @@ Only the health route is open; unknown paths need a key as well (nothing is serv
 
 from __future__ import annotations
 
-import socket
 
 import pytest
+
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +31,6 @@ HEADERS = {"no key": {}, "wrong key": {"Authorization": "Bearer wrong"},
            "right key": {"Authorization": f"Bearer {KEY}"}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def base(ray_session, tiny_model_dir, tmp_path_factory):
     from ray import serve
@@ -45,7 +40,7 @@ def base(ray_session, tiny_model_dir, tmp_path_factory):
 
     keys = tmp_path_factory.mktemp("matrix-keys") / "api_keys"
     keys.write_text(f"{KEY}\n")
-    port = _free_port()
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     for prefix, name in PREFIXES.items():
         cfg = ServeConfig.model_validate({
