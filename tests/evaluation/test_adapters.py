@@ -12,6 +12,7 @@ import pytest
 from evaluation.medcalc_bench import load_medcalc
 from evaluation.samples import (CANDIDATE_PREFIX, DM_SUFFIX, RP_SUFFIX, SampleDataError, add_prompts, cap_per_task,
                                 load_ehr_bench, prompt_instruction)
+from tests.engines import require_engine
 
 MEDCALC_CSV = Path(__file__).parent / "fixtures" / "medcalc" / "medcalc_bench_test.csv"
 
@@ -90,7 +91,7 @@ def test_ehrshot_fixture_is_valid_meds(meds_root):
 
 
 def test_ehrshot_adapter_runs_on_its_fixture(meds_root, tmp_path, monkeypatch):
-    pytest.importorskip("meds_reader", reason="meds-reader (eval extra) reads the MEDS release")
+    require_engine("meds_reader", "pip install -e '.[eval]'")
     from evaluation.ehrshot import load_ehrshot
 
     monkeypatch.setenv("EHR_R1_MEDS_READER_CACHE", str(tmp_path / "cache"))

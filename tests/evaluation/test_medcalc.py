@@ -12,6 +12,7 @@ import pytest
 
 from evaluation import medcalc
 from evaluation.medcalc import CATEGORY_BY_ID, DATE_IDS, DECIMAL_IDS, INTEGER_IDS, WEEKS_DAYS_IDS, grade_medcalc
+from tests.engines import require_engine
 
 FIXTURE = Path(__file__).parent / "fixtures" / "medcalc" / "medcalc_bench_test.csv"
 ROWS = list(csv.DictReader(FIXTURE.open()))
@@ -103,7 +104,7 @@ def test_bad_ground_truth_is_a_clear_data_error():
 
 
 def test_fixture_ground_truth_matches_the_medcalc_bench_calculators():
-    pytest.importorskip("medcalc", reason="the medcalc-bench package (eval extra) computes the fixture labels")
+    require_engine("medcalc", "pip install -e '.[eval]'")  # medcalc-bench computes the fixture labels
     import sys
     sys.path.insert(0, str(FIXTURE.parent))
     try:

@@ -7,8 +7,9 @@ import pytest
 
 from data_pipeline.thinking_graph.config import SynthesisSpec, is_local_or_trusted
 from data_pipeline.thinking_graph.synthesis import ThirdPartyRefused, check_destination, synthesise
+from tests.engines import require_engine
 
-pytest.importorskip("openai", reason="the openai client is in the `umls` extra (installed by `make test`)")
+require_engine("openai", "pip install -e '.[umls]'")
 
 
 def jobs(n: int):

@@ -14,9 +14,10 @@ import pytest
 
 from data_pipeline.thinking_graph.config import ThinkingGraphConfig
 from data_pipeline.thinking_graph.reasoning import rejection_reason
+from tests.engines import require_engine
 
 pytestmark = pytest.mark.slow
-pytest.importorskip("quickumls", reason="QuickUMLS is in the `umls` extra (installed by `make test`)")
+require_engine("quickumls", "pip install -e '.[umls]'")
 
 TASKS = ["labevents", "prescriptions", "prescriptions_atc", "diagnoses_icd", "procedures_icd", "radiology",
          "microbiologyevents", "emar"]

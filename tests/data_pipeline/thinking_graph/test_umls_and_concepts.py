@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from data_pipeline.thinking_graph.umls import UmlsVocabulary, normalise, read_rrf
+from tests.engines import require_engine
 
-pytest.importorskip("quickumls", reason="QuickUMLS is in the `umls` extra (installed by `make test`)")
+require_engine("quickumls", "pip install -e '.[umls]'")
 
 
 @pytest.fixture(scope="module")
