@@ -1,5 +1,6 @@
-"""Two Ray nodes on one machine (`ray start` head + worker, distinct node resources), the first two pipeline
-stages submitted with `ray job submit`: their Ray work must run on both nodes, and killing the worker node mid-job must be
+"""Two Ray nodes on one machine (`ray start` head + worker, distinct node resources), the first pipeline stages
+(timelines, datasets on Ray Data; SFT stage 1 on Ray Train) submitted with `ray job submit`: their Ray work must
+run on both nodes, and killing the worker node mid-job must be
 survived (the job succeeds) or reported clearly (the job fails naming the lost node/worker).
 
 Only the Ray processes this test starts are stopped: each node has its own --temp-dir, and the processes whose
@@ -158,6 +159,20 @@ def test_first_stage_runs_on_both_nodes_and_a_lost_worker_is_survived_or_reporte
     assert (datasets / "ehr_ins" / "ehr_ins.parquet").is_file() and (datasets / "ehr_bench" / "ehr_bench.parquet").is_file()
     nodes = two_nodes.task_nodes("datasets-1")
     assert len(nodes) == 2, f"dataset work ran on {len(nodes)} node(s): {nodes}"
+
+    # SFT stage 1 on Ray Train reads the datasets stage's EHR-Ins: one training worker per node (1 CPU each).
+    runs = tmp_path / "runs"
+    two_nodes.submit("sft-1", "ray_jobs.train_sft", "--config", "ray_jobs/configs/train_sft/demo_stage1.yaml",
+                     f"tiny_model.output_dir={tmp_path / 'tiny_model'}",
+                     f"data.paths=[{datasets / 'ehr_ins' / 'ehr_ins.jsonl'}]", "data.toy_data_if_missing=null",
+                     "data.max_samples=16", "data.max_seq_length=256", "train.num_train_epochs=1",
+                     "train.save_steps=1000", f"run.storage_path={runs}", "run.mlflow_tracking_uri=null",
+                     "scaling.num_workers=2")
+    status = two_nodes.wait("sft-1")
+    assert status == "SUCCEEDED", two_nodes.client().get_job_logs("sft-1")[-3000:]
+    assert (runs / "demo_stage1" / "final_model" / "config.json").is_file()
+    nodes = two_nodes.task_nodes("sft-1")
+    assert len(nodes) == 2, f"Ray Train workers ran on {len(nodes)} node(s): {nodes}"
 
     # A second run (a larger cohort) into a fresh folder; the worker node is killed as soon as the job has work on it.
     out2 = tmp_path / "timelines2"
