@@ -81,13 +81,13 @@ def _sft_stage(cfg: PipelineConfig, stage: int, step: str) -> Path:
     return run_sft(cfg.stage_config(stage)).final_model
 
 
-def run_rl_stage(cfg: PipelineConfig) -> Path | None:
+def run_rl_stage(cfg: PipelineConfig, step: str = "[RL]") -> Path | None:
     """GRPO from the stage-2 model (TRL on Ray Train), skipped when not configured or already trained."""
     rl = cfg.rl_config()
     if rl is None:
         return None
     final = Path(rl.run.storage_path).expanduser().resolve() / rl.run.name / "final_model"
-    log.info("[RL] GRPO from stage 2 -> %s", final)
+    log.info("%s GRPO from stage 2 -> %s", step, final)
     if (final / "config.json").is_file():
         log.info("RL stage already trained, skipping (delete %s to retrain)", final.parent)
         return final
@@ -120,7 +120,7 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
 
     stage1 = _sft_stage(cfg, 1, f"[3/{steps}]")
     stage2 = _sft_stage(cfg, 2, f"[4/{steps}]")
-    rl_model = run_rl_stage(cfg)
+    rl_model = run_rl_stage(cfg, f"[5/{steps}]")
 
     report = metrics = None
     if cfg.evaluation_config() is not None:

@@ -41,7 +41,7 @@ models:
   stage 2    {result.stage2_model}{rl}
 evaluation of {final.name if final.name != 'final_model' else final.parent.name} on EHR-Bench:
 {evaluation_lines(result.metrics)}
-{report}Ray dashboard:           {dashboard}
+{report}Ray dashboard:           {dashboard} (while this Ray instance runs)
 Training metrics:        MLFLOW_ALLOW_FILE_STORE=true .venv/bin/mlflow ui --backend-store-uri {cfg.out / 'mlruns'}
 Look at one sample:      .venv/bin/python -c "import datasets; print(datasets.load_dataset('json', data_files='{cfg.ehr_ins_jsonl}')['train'][0]['input'][:2000])"
 Per-task counts:         cat {Path(timelines) / 'summary.json'}
