@@ -58,28 +58,59 @@ def _kill_node(temp_dir: Path) -> None:
     psutil.wait_procs(mine, timeout=30)
 
 
+def _log_tails(temp_dir: Path, chars: int = 1500) -> str:
+    """The end of every Ray log of a node that failed to start: the reason `ray start` alone does not print."""
+    tails = []
+    for log in sorted(temp_dir.glob("session_*/logs/*")):
+        if log.is_file() and log.suffix in {".err", ".out", ".log"} and log.stat().st_size:
+            tails.append(f"--- {log.name}\n{log.read_text(errors='replace')[-chars:]}")
+    return "\n".join(tails[-8:])
+
+
+def _start_node(temp_dir: Path, role_args, attempts: int = 3) -> None:
+    """`ray start` one node; a port another process took between our pick and Ray's bind is retried with fresh ports.
+
+    Ports are picked free but released before Ray binds them, so a busy machine (CI, the session's own Ray) can take
+    one in between: that, and only a failed start, is retried, after killing whatever the failed start left running.
+    """
+    failures = []
+    for attempt in range(1, attempts + 1):
+        args = [str(BIN / "ray"), "start", *role_args(), "--node-ip-address", "127.0.0.1", "--temp-dir",
+                str(temp_dir), "--num-cpus", "1", *_node_ports(), "--disable-usage-stats"]
+        done = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=180)
+        if done.returncode == 0:
+            return
+        failures.append(f"attempt {attempt}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}\n"
+                        f"{_log_tails(temp_dir)}")
+        _kill_node(temp_dir)
+        time.sleep(2)
+    raise AssertionError(f"`ray start` of the node in {temp_dir} failed {attempts} times:\n" + "\n".join(failures))
+
+
 class TwoNodes:
     def __init__(self, base: Path):
         self.base = base
         self.head_tmp, self.worker_tmp = base / "h", base / "w"
-        self.gcs, self.dashboard = free_port(), free_port()
-        self.address = f"http://127.0.0.1:{self.dashboard}"
+        self.gcs = self.dashboard = 0
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard}"
+
+    def _head_args(self) -> list[str]:
+        self.gcs, self.dashboard = free_port(), free_port()  # fresh on every attempt: a taken one fails again
+        return [
+            "--head", "--port", str(self.gcs), "--resources", '{"head_node": 1}', "--include-dashboard", "true",
+            "--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dashboard),
+            "--ray-client-server-port", str(free_port())]
 
     def start(self) -> None:
-        ray = str(BIN / "ray")
-        subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.gcs),
-                        "--temp-dir", str(self.head_tmp), "--num-cpus", "1", "--resources", '{"head_node": 1}',
-                        "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-                        "--dashboard-port", str(self.dashboard), "--ray-client-server-port", str(free_port()),
-                        *_node_ports(), "--disable-usage-stats"], check=True, env=_env(), capture_output=True,
-                       timeout=180)
+        _start_node(self.head_tmp, self._head_args)
         self.start_worker()
 
     def start_worker(self) -> None:
-        subprocess.run([str(BIN / "ray"), "start", "--address", f"127.0.0.1:{self.gcs}", "--node-ip-address",
-                        "127.0.0.1", "--temp-dir", str(self.worker_tmp), "--num-cpus", "1",
-                        "--resources", '{"worker_node": 1}', *_node_ports(), "--disable-usage-stats"],
-                       check=True, env=_env(), capture_output=True, timeout=180)
+        _start_node(self.worker_tmp, lambda: [
+            "--address", f"127.0.0.1:{self.gcs}", "--resources", '{"worker_node": 1}'])
 
     def stop(self) -> None:
         _kill_node(self.worker_tmp)
