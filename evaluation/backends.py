@@ -13,8 +13,12 @@ sample gets p(yes) from the next-token log-probabilities of ``yes`` and ``no`` r
 - :class:`HttpBackend`: an OpenAI-compatible endpoint (``/v1/chat/completions`` with ``top_logprobs`` for
   p(yes)) or the project's Serve app (``/v1/ehr/predict``, which returns p(yes) itself); retries with backoff.
 
-``status`` is ``ok``, ``skipped`` (a permanent per-sample failure such as a prompt over the token limit: kept and
-scored as a miss) or ``error`` (a transient failure left after the retries: not kept, a re-run retries it).
+Prompts are fitted to the input budget (``evaluation.budget``: the model's context minus the decoding budget) by
+cutting the oldest history events, counted in ``dropped_events``; every sample carries its own ``max_new_tokens``
+and its prediction says whether generation stopped (``finish_reason`` ``stop``) or ran out of budget (``length``).
+
+``status`` is ``ok``, ``skipped`` (a permanent per-sample failure, e.g. a 4xx from an endpoint: kept, reported as
+refused) or ``error`` (a transient failure left after the retries: not kept, a re-run retries it).
 """
 
 from __future__ import annotations
@@ -29,18 +33,48 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ["sample_id", "completion", "p_yes", "status", "error", "prompt_tokens", "completion_tokens"]
+PREDICTION_COLUMNS = ["sample_id", "completion", "p_yes", "status", "error", "prompt_tokens", "completion_tokens",
+                      "finish_reason", "dropped_events"]
 
 
 def _result(sample_id: str, completion: str = "", p_yes: float | None = None, status: str = "ok", error: str = "",
-            prompt_tokens: int = 0, completion_tokens: int = 0) -> dict:
+            prompt_tokens: int = 0, completion_tokens: int = 0, finish_reason: str = "",
+            dropped_events: int = 0) -> dict:
     return {"sample_id": sample_id, "completion": completion, "p_yes": math.nan if p_yes is None else float(p_yes),
             "status": status, "error": error, "prompt_tokens": int(prompt_tokens),
-            "completion_tokens": int(completion_tokens)}
+            "completion_tokens": int(completion_tokens), "finish_reason": finish_reason,
+            "dropped_events": int(dropped_events)}
+
+
+def fitted_prompt(codec, row) -> tuple[list[int], int]:
+    """Token ids of the sample's chat prompt within ``codec.max_input_tokens`` and how many history events were
+    cut from the left to get there (``evaluation.budget.fit_history``, counted with the model's tokenizer)."""
+    from evaluation.budget import fit_history
+
+    messages = json.loads(row.messages)
+    thinking = _thinking(row.thinking)
+    user = next(i for i, m in enumerate(messages) if m["role"] == "user" and row.input in m["content"])
+
+    def ids_for(text: str) -> list[int]:
+        msgs = [dict(m) for m in messages]
+        msgs[user]["content"] = msgs[user]["content"].replace(row.input, text, 1)
+        return codec.encode(codec.render_chat(msgs, enable_thinking=thinking), check_limit=False)
+
+    ids = ids_for(row.input)
+    if len(ids) <= codec.max_input_tokens:
+        return ids, 0
+    kept, dropped, _ = fit_history(row.input, lambda text: len(ids_for(text)), codec.max_input_tokens)
+    return ids_for(kept), dropped
 
 
 def _thinking(value: Any) -> bool | None:
     return None if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else bool(value)
+
+
+def _budget(row, default: int) -> int:
+    """The sample's own decoding budget (``max_new_tokens`` column), else the backend's."""
+    value = getattr(row, "max_new_tokens", None)
+    return default if value is None or value != value or int(value) <= 0 else int(value)
 
 
 def _frame(results: list[dict]) -> pd.DataFrame:
@@ -81,21 +115,22 @@ class TransformersPredictor:
             mask[i, width - len(s):] = 1
         return ids, mask
 
-    def _generate(self, seqs: list[list[int]]) -> list[tuple[str, int]]:
+    def _generate(self, seqs: list[list[int]], budget: int) -> list[tuple[str, int, str]]:
+        """Greedy completions: (text, new tokens, ``stop`` | ``length``)."""
         ids, mask = self._left_pad(seqs)
         with self.torch.inference_mode():
-            out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens,
+            out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=budget,
                                       do_sample=False, temperature=None, top_p=None, top_k=None,
                                       eos_token_id=self.eos_ids, pad_token_id=self.pad_id)
         results = []
         for row in out[:, ids.shape[1]:].tolist():
-            new = []
+            new, finish = [], "length"
             for t in row:  # cut at the first end-of-sequence token (later positions are padding)
-                if t in self.eos_ids:
-                    new.append(t)
-                    break
                 new.append(t)
-            results.append((self.codec.decode(new), len(new)))
+                if t in self.eos_ids:
+                    finish = "stop"
+                    break
+            results.append((self.codec.decode(new), len(new), finish))
         return results
 
     def _yes_no_logprobs(self, seqs: list[list[int]]) -> list[tuple[float, float]]:
@@ -108,37 +143,36 @@ class TransformersPredictor:
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         from serving.ehr_api import answer_prefix
-        from serving.prompts import PromptTooLong
         from serving.scoring import binary_answer, p_yes_from_logprobs
 
         results: dict[str, dict] = {}
         prompts: dict[str, list[int]] = {}
+        dropped: dict[str, int] = {}
         for row in batch.itertuples(index=False):
-            text = self.codec.render_chat(json.loads(row.messages), enable_thinking=_thinking(row.thinking))
-            try:
-                prompts[row.sample_id] = self.codec.encode(text)
-            except PromptTooLong as exc:
-                results[row.sample_id] = _result(row.sample_id, status="skipped", error=str(exc),
-                                                 prompt_tokens=exc.n_tokens)
-        rows = [r for r in batch.itertuples(index=False) if r.sample_id in prompts]
+            prompts[row.sample_id], dropped[row.sample_id] = fitted_prompt(self.codec, row)
+        rows = list(batch.itertuples(index=False))
         generate = [r for r in rows if r.kind != "risk" or _thinking(r.thinking)]
-        generated = dict(zip([r.sample_id for r in generate],
-                             self._generate([prompts[r.sample_id] for r in generate]) if generate else []))
+        generated: dict[str, tuple[str, int, str]] = {}
+        for budget in sorted({_budget(r, self.max_new_tokens) for r in generate}):  # one generate per budget
+            group = [r for r in generate if _budget(r, self.max_new_tokens) == budget]
+            generated.update(zip([r.sample_id for r in group],
+                                 self._generate([prompts[r.sample_id] for r in group], budget)))
         risk = [r for r in rows if r.kind == "risk"]
         score_ids = [prompts[r.sample_id] + (self.codec.encode(answer_prefix(generated[r.sample_id][0]),
                                                                check_limit=False)
                                              if r.sample_id in generated else []) for r in risk]
         scored = dict(zip([r.sample_id for r in risk], self._yes_no_logprobs(score_ids) if risk else []))
         for r in rows:
-            text, n_new = generated.get(r.sample_id, ("", 0))
+            text, n_new, finish = generated.get(r.sample_id, ("", 0, "stop"))
+            common = dict(prompt_tokens=len(prompts[r.sample_id]), dropped_events=dropped[r.sample_id])
             if r.kind == "risk":
                 p_yes = p_yes_from_logprobs(*scored[r.sample_id])
                 text = (answer_prefix(text) if text else "") + binary_answer(p_yes)
-                results[r.sample_id] = _result(r.sample_id, text, p_yes, prompt_tokens=len(prompts[r.sample_id]),
-                                               completion_tokens=n_new + 1)
+                results[r.sample_id] = _result(r.sample_id, text, p_yes, completion_tokens=n_new + 1,
+                                               finish_reason=finish, **common)
             else:
-                results[r.sample_id] = _result(r.sample_id, text, prompt_tokens=len(prompts[r.sample_id]),
-                                               completion_tokens=n_new)
+                results[r.sample_id] = _result(r.sample_id, text, completion_tokens=n_new, finish_reason=finish,
+                                               **common)
         return _frame([results[s] for s in batch["sample_id"]])
 
 
@@ -169,29 +203,23 @@ class _VLLMPrompts:
         self.max_new_tokens = max_new_tokens
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from serving.prompts import PromptTooLong
-
-        token_lists, params, errors = [], [], []
+        token_lists, params, dropped, budgets = [], [], [], []
         for row in batch.itertuples(index=False):
             if row.kind == "risk" and _thinking(row.thinking):
                 raise ValueError("the vLLM backend scores risk tasks with thinking off (the EHR-R1 protocol); set "
                                  "prompting.thinking to task_default/off or use the transformers/http backend")
-            ids: list[int] = []
-            try:
-                ids = self.codec.encode(self.codec.render_chat(json.loads(row.messages),
-                                                               enable_thinking=_thinking(row.thinking)))
-                errors.append("")
-            except PromptTooLong as exc:
-                ids = [self.codec.yes_id]  # placeholder so the row flows through; marked skipped afterwards
-                errors.append(str(exc))
+            ids, n_dropped = fitted_prompt(self.codec, row)
             token_lists.append(ids)
+            dropped.append(n_dropped)
             if row.kind == "risk":
+                budgets.append(1)
                 params.append({"max_tokens": 1, "temperature": 0.0, "logprob_token_ids": [self.codec.yes_id,
                                                                                           self.codec.no_id]})
             else:
-                params.append({"max_tokens": self.max_new_tokens, "temperature": 0.0, "logprob_token_ids": None})
+                budgets.append(_budget(row, self.max_new_tokens))
+                params.append({"max_tokens": budgets[-1], "temperature": 0.0, "logprob_token_ids": None})
         return pd.DataFrame({"sample_id": batch["sample_id"], "kind": batch["kind"], "tokenized_prompt": token_lists,
-                             "sampling_params": params, "prompt_error": errors,
+                             "sampling_params": params, "dropped_events": dropped, "budget": budgets,
                              "yes_id": self.codec.yes_id, "no_id": self.codec.no_id})
 
 
@@ -201,13 +229,15 @@ def vllm_postprocess(row: dict) -> dict:
 
     sid = row["sample_id"]
     n_prompt = int(row.get("num_input_tokens") or 0)
-    if row.get("prompt_error"):
-        return _result(sid, status="skipped", error=row["prompt_error"])
     if row.get("__inference_error__"):
         return _result(sid, status="error", error=str(row["__inference_error__"])[:500])
+    dropped = int(row.get("dropped_events") or 0)
     if row["kind"] != "risk":
-        return _result(sid, row.get("generated_text") or "", prompt_tokens=n_prompt,
-                       completion_tokens=int(row.get("num_generated_tokens") or 0))
+        n_new = int(row.get("num_generated_tokens") or 0)
+        # vLLM stops early only at a stop token; a completion that used its whole budget ran out of it
+        finish = "length" if n_new >= int(row.get("budget") or 0) > 0 else "stop"
+        return _result(sid, row.get("generated_text") or "", prompt_tokens=n_prompt, completion_tokens=n_new,
+                       finish_reason=finish, dropped_events=dropped)
     first = (row.get("logprobs") or [None])[0] or {}
 
     def lp(token_id: int) -> float:
@@ -217,7 +247,8 @@ def vllm_postprocess(row: dict) -> dict:
         return float(entry["logprob"] if isinstance(entry, dict) else entry.logprob)
 
     p_yes = p_yes_from_logprobs(lp(int(row["yes_id"])), lp(int(row["no_id"])))
-    return _result(sid, binary_answer(p_yes), p_yes, prompt_tokens=n_prompt, completion_tokens=1)
+    return _result(sid, binary_answer(p_yes), p_yes, prompt_tokens=n_prompt, completion_tokens=1,
+                   finish_reason="stop", dropped_events=dropped)
 
 
 class VLLMBackend:
@@ -226,6 +257,7 @@ class VLLMBackend:
                  num_cpus_per_engine: float = 1.0, use_gpu: bool = False):
         self.model_path, self.max_new_tokens, self.max_input_tokens = model_path, max_new_tokens, max_input_tokens
         self.batch_size, self.num_engines = batch_size, num_engines
+        # the prompts are fitted to max_input_tokens, which the run already bounded by the model's context
         self.engine_kwargs = {"max_model_len": max_input_tokens + max_new_tokens, **(engine_kwargs or {})}
         self.env, self.num_cpus, self.use_gpu = dict(env or {}), num_cpus_per_engine, use_gpu
 
@@ -253,6 +285,26 @@ class VLLMBackend:
 
 
 # -- OpenAI-compatible HTTP -----------------------------------------------------------------------------------
+def answer_token_position(content: list[dict]) -> int | None:
+    """Index of the first answer token in an OpenAI ``logprobs.content`` list: the first non-blank token after
+    the last ``</think>`` (which may span several tokens), or the first non-blank token when no think block was
+    opened; None when the model was still thinking (or said nothing) when generation stopped."""
+    tokens = [str(c.get("token", "")) for c in content]
+    text = "".join(tokens)
+    close = text.rfind("</think>")
+    start = 0
+    if close >= 0:
+        end, seen = close + len("</think>"), 0
+        for i, tok in enumerate(tokens):
+            seen += len(tok)
+            if seen >= end:
+                start = i + 1
+                break
+    elif "<think>" in text:
+        return None
+    return next((i for i in range(start, len(tokens)) if tokens[i].strip()), None)
+
+
 class RetryableHTTPError(RuntimeError):
     pass
 
@@ -306,10 +358,14 @@ class HttpPredictor:
         thinking = _thinking(row.thinking)
         if thinking is not None:  # vLLM / SGLang extension; servers that do not know it ignore it
             body["chat_template_kwargs"] = {"enable_thinking": thinking}
+        budget = _budget(row, self.max_new_tokens)
         if row.kind == "risk":
-            body |= {"max_tokens": 1, "logprobs": True, "top_logprobs": self.top_logprobs}
+            # thinking off: the answer is the first token; otherwise the model thinks first and p(yes) is read at
+            # the first answer token after its think block, from the same response's log-probs
+            body |= {"max_tokens": 1 if thinking is False else budget, "logprobs": True,
+                     "top_logprobs": self.top_logprobs}
         else:
-            body["max_tokens"] = self.max_new_tokens
+            body["max_tokens"] = budget
         out = self._post("/v1/chat/completions", body)
         choice = out["choices"][0]
         message = choice.get("message") or {}
@@ -317,30 +373,39 @@ class HttpPredictor:
         if message.get("reasoning_content"):
             text = f"<think>\n{message['reasoning_content']}\n</think>\n\n{text}"
         usage = out.get("usage") or {}
+        finish = str(choice.get("finish_reason") or "")
+        common = dict(prompt_tokens=usage.get("prompt_tokens", 0),
+                      completion_tokens=usage.get("completion_tokens", 0), finish_reason=finish)
         if row.kind != "risk":
-            return _result(row.sample_id, text, prompt_tokens=usage.get("prompt_tokens", 0),
-                           completion_tokens=usage.get("completion_tokens", 0))
-        # every spelling of yes / no among the top log-probs (" Yes", "yes", ...) counts for that answer
+            return _result(row.sample_id, text, **common)
         content = (choice.get("logprobs") or {}).get("content") or []
+        position = answer_token_position(content)
+        if position is None:
+            return _result(row.sample_id, text, status="skipped", error="no answer token after the think block "
+                           f"(finish_reason {finish or '?'}): raise max_new_tokens or score with thinking off",
+                           **common)
+        # every spelling of yes / no among the top log-probs (" Yes", "yes", ...) counts for that answer
         mass = {"yes": 0.0, "no": 0.0}
-        for entry in (content[0].get("top_logprobs") or []) if content else []:
+        for entry in content[position].get("top_logprobs") or []:
             word = str(entry.get("token", "")).strip().lower()
             if word in mass:
                 mass[word] += math.exp(float(entry["logprob"]))
         if not mass["yes"] and not mass["no"]:
             return _result(row.sample_id, text, status="skipped",
-                           error="neither yes nor no among the top log-probs; p(yes) undefined")
+                           error="neither yes nor no among the top log-probs; p(yes) undefined", **common)
         p_yes = p_yes_from_logprobs(math.log(mass["yes"]) if mass["yes"] else -math.inf,
                                     math.log(mass["no"]) if mass["no"] else -math.inf)
-        return _result(row.sample_id, binary_answer(p_yes), p_yes, prompt_tokens=usage.get("prompt_tokens", 0),
-                       completion_tokens=1)
+        head = text.rpartition("</think>")
+        prefix = head[0] + head[1] + "\n\n" if head[1] else ""
+        return _result(row.sample_id, prefix + binary_answer(p_yes), p_yes, **common)
 
     def _ehr_predict(self, row) -> dict:
         from training.chat_format import format_assistant
 
         body: dict[str, Any] = {"ehr": row.input, "instruction": row.prompt_instruction,
                                 "kind": "risk" if row.kind == "risk" else "decision",
-                                "thinking": _thinking(row.thinking), "max_tokens": self.max_new_tokens}
+                                "thinking": _thinking(row.thinking),
+                                "max_tokens": _budget(row, self.max_new_tokens)}
         if self.model:
             body["model"] = self.model
         out = self._post("/v1/ehr/predict", body)

@@ -41,7 +41,12 @@ class BenchmarkSpec(_Strict):
     """ehr_bench: the exported jsonl/parquet (or its folder); ehrshot: the MEDS dataset root; medcalc: the CSV."""
     tasks: list[str] | None = None
     max_samples_per_task: int | None = Field(None, ge=1)
+    """A seeded sample per task spread over as many patients as the task has (``evaluation.samples``)."""
     max_samples: int | None = Field(None, ge=1)
+    seed: int = 0
+    """Seed of the per-task selection: runs with the same seed and data score the same samples (paired)."""
+    balance_risk: bool = True
+    """Risk tasks: half positives up to the cap where the data has them (EHRSHOT's protocol)."""
     ehrshot: EhrshotSpec = Field(default_factory=EhrshotSpec)
 
 
@@ -90,14 +95,43 @@ class HttpSpec(_Strict):
     """Sending EHR text to a non-local endpoint is an explicit opt-in (data-use agreements forbid it by default)."""
 
 
+class BaselineSpec(_Strict):
+    """A non-LLM reference on the same samples and scorers (``evaluation.baselines``), fitted on EHR-Ins."""
+
+    method: Literal["prior", "count_lr", "count_gbm"] = "prior"
+    """prior: the training prevalence (risk) and the items in at least half of a task's training targets
+    (decision); count_lr / count_gbm: bag of the codes and items in the same history cut -> logistic regression /
+    gradient boosting (scikit-learn), one classifier per risk task and per frequent candidate item."""
+    training_data: list[str] = Field(default_factory=list)
+    """EHR-Ins export(s) to fit on (jsonl/parquet, the build_datasets layout)."""
+    max_train_per_task: int = Field(400, ge=1)
+    max_items_per_task: int = Field(30, ge=1)
+    """Decision tasks: classifiers for this many of the task's most frequent target items."""
+    seed: int = 0
+
+
+class DecodingSpec(_Strict):
+    budget: Literal["fixed", "from_training"] = "fixed"
+    """fixed: ``backend.max_new_tokens`` for every generated sample; from_training: per task, the ``quantile`` of
+    the token length the model was trained to emit in the sample's mode + ``margin``, capped by
+    ``backend.max_new_tokens`` (``evaluation.budget``)."""
+    training_data: list[str] = Field(default_factory=list)
+    """The EHR-Ins export (and stage-2 reasoning records) the model was trained on, for ``from_training``."""
+    quantile: float = Field(0.99, gt=0, le=1)
+    margin: int = Field(8, ge=0)
+
+
 class BackendSpec(_Strict):
-    kind: Literal["transformers", "vllm", "http"] = "transformers"
+    kind: Literal["transformers", "vllm", "http", "baseline"] = "transformers"
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(1024, ge=1)
+    """The decoding budget (the cap with ``decoding.budget: from_training``); prompt + new tokens always fit the
+    model's context: the input budget is ``min(max_input_tokens, context - max_new_tokens)``."""
     max_input_tokens: int = Field(8192, ge=16)
     transformers: TransformersSpec = Field(default_factory=TransformersSpec)
     vllm: VLLMSpec = Field(default_factory=VLLMSpec)
     http: HttpSpec = Field(default_factory=HttpSpec)
+    baseline: BaselineSpec = Field(default_factory=BaselineSpec)
 
 
 class ScoringSpec(_Strict):
@@ -125,6 +159,7 @@ class EvaluateConfig(_Strict):
     benchmark: BenchmarkSpec
     prompting: PromptSpec = Field(default_factory=PromptSpec)
     backend: BackendSpec = Field(default_factory=BackendSpec)
+    decoding: DecodingSpec = Field(default_factory=DecodingSpec)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
     mlflow_tracking_uri: str | None = None
     """Log metrics + the report to this MLflow store (a directory or URI), e.g. the SFT runs' ``mlruns``."""
@@ -152,10 +187,26 @@ class EvaluateConfig(_Strict):
                               "agreement first)")
         if self.benchmark.kind == "medcalc" and self.prompting.mode == "baseline":
             errors.append("prompting.mode: baseline prompting is for EHR-Bench/EHRSHOT; use ehr_r1 for medcalc")
+        if kind == "baseline":
+            if not self.backend.baseline.training_data:
+                errors.append("backend.baseline.training_data: required with backend.kind=baseline (the EHR-Ins "
+                              "export to fit on)")
+            if self.benchmark.kind == "medcalc":
+                errors.append("backend.kind: the baselines are for EHR-Bench / EHRSHOT tasks, not medcalc")
+        if self.decoding.budget == "from_training" and not self.decoding.training_data:
+            errors.append("decoding.training_data: required with decoding.budget=from_training (the EHR-Ins export "
+                          "the model was trained on)")
+        if kind in ("transformers", "vllm"):
+            from evaluation.budget import budget_errors, model_context
+
+            errors += budget_errors(self.backend.max_input_tokens, self.backend.max_new_tokens,
+                                    model_context(self.model.path))
         if errors:
             raise ValueError("; ".join(errors))
         return self
 
     @property
     def model_name(self) -> str:
+        if self.backend.kind == "baseline":
+            return self.model.name or f"baseline:{self.backend.baseline.method}"
         return self.model.name or self.model.path or self.backend.http.model or self.backend.http.base_url or "?"

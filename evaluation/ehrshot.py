@@ -200,7 +200,8 @@ def load_ehrshot(root: str | Path, *, labels: str | None = None, split: str | No
                          "task": task, "family": f"risk: {family}", "kind": "risk", "metric": "aucroc",
                          "input": render_subject(subject.events, when, descriptions, max_events),
                          "instruction": instruction + ANSWER_SUFFIX, "candidates": ["yes", "no"],
-                         "target": ["yes" if label else "no"], "label": label, "grading": ""})
+                         "target": ["yes" if label else "no"], "label": label, "grading": "",
+                         "patient": str(sid)})
     if not rows:
         raise SampleDataError(f"{root}: no EHRSHOT samples (after the split={split!r} filter)")
     return make_frame(rows)

@@ -22,7 +22,7 @@ from evaluation.backends import PREDICTION_COLUMNS
 log = logging.getLogger(__name__)
 
 DONE_STATUSES = ("ok", "skipped")
-INPUT_COLUMNS = ["sample_id", "kind", "input", "prompt_instruction", "messages", "thinking"]
+INPUT_COLUMNS = ["sample_id", "task", "kind", "input", "prompt_instruction", "messages", "thinking", "max_new_tokens"]
 
 
 @dataclass
@@ -44,6 +44,8 @@ def read_predictions(pred_dir: Path) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
     frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    for column, empty in (("finish_reason", ""), ("dropped_events", 0)):  # parts written before these existed
+        frame[column] = frame[column].fillna(empty) if column in frame else empty
     frame["p_yes"] = frame["p_yes"].astype("float64")  # plain NaN for "no p(yes)", whatever dtype a backend used
     return frame.drop_duplicates("sample_id", keep="last").reset_index(drop=True)
 

@@ -50,7 +50,8 @@ def load_medcalc(paths: list[str]) -> pd.DataFrame:
                              "metric": "medcalc", "input": f"Here is the patient note:\n{rec['Patient Note']}",
                              "instruction": f"Here is the task:\n{rec['Question']}\n{ANSWER_FORMAT}",
                              "candidates": [], "target": [rec["Ground Truth Answer"]], "label": -1,
-                             "grading": json.dumps(grading)})
+                             "grading": json.dumps(grading),
+                             "patient": rec.get("Note ID") or f"row {rec['Row Number']}"})
     if not rows:
         raise SampleDataError(f"{paths}: no MedCalc-Bench rows")
     return make_frame(rows)

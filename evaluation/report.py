@@ -2,8 +2,9 @@
 
 A run report has the headline figures (decision F1, risk AUROC / AUPRC, calculator accuracy, each with its
 bootstrap interval), per-family and per-task tables, PNG plots embedded as base64 (per-task bars with interval
-whiskers, ROC curves of the risk tasks), the model and the run's full config. ``compare_runs`` puts several runs'
-``metrics.json`` side by side (per task and overall), e.g. stage 1 vs stage 2 vs a baseline.
+whiskers, ROC curves of the risk tasks), the model and the run's full config. Per task it says how many samples,
+patients and positives there are and what happened to every sample (answered, truncated without an answer, stopped
+without one, refused), so no miss is silent. Several runs on the same samples: ``evaluation.compare``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from evaluation.scores import HEADLINE, WIDE_INTERVAL
+
 LABELS = {"f1": "F1", "precision": "precision", "recall": "recall", "task_metric": "task metric",
           "accuracy": "accuracy", "auroc": "AUROC", "auprc": "AUPRC"}
 COLUMNS_BY_KIND = {"decision": ["f1", "precision", "recall", "task_metric"], "risk": ["auroc", "auprc", "accuracy"],
                    "calc": ["accuracy"]}
-HEADLINE = {"decision": "f1", "risk": "auroc", "calc": "accuracy"}
 
 
 def fmt(stats: dict, metric: str) -> str:
@@ -40,30 +42,80 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _outcome_cells(s: dict) -> list[str]:
+    return [str(int(s.get(o, 0))) for o in ("answered", "truncated", "no_answer", "refused")]
+
+
+OUTCOME_HEADER = ["answered", "truncated", "no answer", "refused"]
+
+
+def headline_note(kind: str, s: dict) -> str:
+    """What the headline averages, and what it leaves out."""
+    left = int(s.get("tasks_total", s["tasks"]) - s["tasks"])
+    text = f"macro mean over {int(s['tasks'])} tasks, {int(s['n'])} samples"
+    if left:
+        text += f"; {left} task(s) not scoreable (one class among the samples) left out"
+    return text
+
+
+def wide(s: dict, metric: str) -> bool:
+    lo, hi = s.get(f"{metric}_lo"), s.get(f"{metric}_hi")
+    return lo is not None and hi is not None and not math.isnan(lo) and not math.isnan(hi) and hi - lo > WIDE_INTERVAL
+
+
 def _sections(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every table, shared by the markdown and the HTML."""
     conf = int(round(metrics["bootstrap"]["confidence"] * 100))
     out = []
-    overall_rows = [[kind, str(int(s["tasks"])), str(int(s["n"])), LABELS[HEADLINE[kind]], fmt(s, HEADLINE[kind]),
+    overall_rows = [[kind, LABELS[HEADLINE[kind]], fmt(s, HEADLINE[kind]) + (" (wide)" if wide(s, HEADLINE[kind])
+                                                                             else ""),
+                     headline_note(kind, s), *_outcome_cells(s),
                      "; ".join(f"{LABELS[m]} {fmt(s, m)}" for m in COLUMNS_BY_KIND[kind] if m != HEADLINE[kind])]
                     for kind, s in metrics["overall"].items()]
-    out.append((f"Overall (macro mean over tasks, {conf}% bootstrap interval)",
-                ["kind", "tasks", "samples", "headline", "value", "other metrics"], overall_rows))
+    unit = metrics["bootstrap"].get("unit", "sample")
+    out.append((f"Overall ({conf}% {unit}-level bootstrap interval, {metrics['bootstrap'].get('patients', '?')} "
+                "patients)", ["kind", "headline", "value", "averages", *OUTCOME_HEADER, "other metrics"],
+                overall_rows))
     for kind in ("decision", "risk", "calc"):
         fams = {f: s for f, s in metrics["families"].items() if s["kind"] == kind}
         if fams:
             cols = COLUMNS_BY_KIND[kind]
             out.append((f"Families: {kind}", ["family", "tasks", "samples", *[LABELS[c] for c in cols]],
-                        [[f, str(int(s["tasks"])), str(int(s["n"])), *[fmt(s, c) for c in cols]]
-                         for f, s in fams.items()]))
+                        [[f, f"{int(s['tasks'])} of {int(s.get('tasks_total', s['tasks']))}",
+                          str(int(s.get("n_total", s["n"]))), *[fmt(s, c) for c in cols]] for f, s in fams.items()]))
         tasks = {t: s for t, s in metrics["tasks"].items() if s["kind"] == kind}
         if tasks:
             cols = COLUMNS_BY_KIND[kind]
             extra = ["positives"] if kind == "risk" else []
-            out.append((f"Tasks: {kind}", ["task", "family", "samples", *extra, *[LABELS[c] for c in cols]],
-                        [[t, s["family"], str(int(s["n"])),
-                          *([str(int(s.get("positives", 0)))] if kind == "risk" else []),
-                          *[fmt(s, c) for c in cols]] for t, s in tasks.items()]))
+            out.append((f"Tasks: {kind}", ["task", "samples", "patients", *extra, *OUTCOME_HEADER,
+                                           *[LABELS[c] for c in cols]],
+                        [[t, str(int(s.get("n_total", s["n"]))), str(int(s.get("patients", 0))),
+                          *([str(int(s.get("positives", 0)))] if kind == "risk" else []), *_outcome_cells(s),
+                          *[fmt(s, c) if (c != HEADLINE[kind] or s.get("scoreable", True)) else
+                            "not scoreable (one class)" for c in cols]] for t, s in tasks.items()]))
+    return out
+
+
+def notes(metrics: dict, run: dict) -> list[str]:
+    """Plain-language warnings a reader needs before trusting the numbers."""
+    out = []
+    for kind, s in metrics["overall"].items():
+        if wide(s, HEADLINE[kind]):
+            out.append(f"The {kind} {LABELS[HEADLINE[kind]]} interval is wider than {WIDE_INTERVAL}: too wide to "
+                       "rank two models whose scores differ by less; evaluate more samples or patients.")
+    truncated = int(run.get("truncated", 0))
+    if truncated:
+        out.append(f"{truncated} completion(s) ran out of decoding budget before an answer (scored 0): raise "
+                   "backend.max_new_tokens or use decoding.budget=from_training.")
+    if int(run.get("refused", 0)):
+        out.append(f"{run['refused']} sample(s) were refused by the backend (see the error column of "
+                   "scores.parquet); refused risk samples have no p(yes) and are not in the AUROC.")
+    if run.get("history_cut"):
+        out.append(f"{run['history_cut']} prompt(s) were longer than the input budget and lost their oldest "
+                   "history events (whole events, counted per sample in scores.parquet `dropped_events`).")
+    if run.get("leakage_review"):
+        out.append(f"Baseline AUROC >= 0.95 on {', '.join(run['leakage_review'])}: review these tasks for label "
+                   "leakage.")
     return out
 
 
@@ -132,11 +184,18 @@ def roc_plot(scored: pd.DataFrame) -> str | None:
 
 
 # -- one run --------------------------------------------------------------------------------------------------
+def outcome_line(run: dict) -> str:
+    return (f"{run.get('answered', 0)} answered, {run.get('truncated', 0)} truncated without an answer, "
+            f"{run.get('no_answer', 0)} stopped without an answer, {run.get('refused', 0)} refused")
+
+
 def render_markdown(metrics: dict, run: dict) -> str:
     parts = [f"# Evaluation: {run['name']}", "",
              f"- model: `{run['model']}`", f"- benchmark: {run['benchmark']}", f"- backend: {run['backend']}",
-             f"- samples scored: {run['scored']} of {run['total']} ({run['skipped']} skipped: scored as misses)",
+             f"- samples: {run['total']} from {run.get('patients', '?')} patients; {outcome_line(run)}",
              f"- finished: {run['finished']}", ""]
+    if notes(metrics, run):
+        parts += ["## Read this first", "", *[f"- {n}" for n in notes(metrics, run)], ""]
     for title, header, rows in _sections(metrics):
         parts += [f"## {title}", "", _md_table(header, rows), ""]
     parts += ["## Config", "", "```json", json.dumps(run["config"], indent=2, default=str), "```", ""]
@@ -146,7 +205,8 @@ def render_markdown(metrics: dict, run: dict) -> str:
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:0.5rem 0 1.5rem;font-size:0.9rem}th,td{border:1px solid #ddd;padding:4px 8px;
 text-align:left}th{background:#f3f5f8}tr:nth-child(even) td{background:#fafafa}code,pre{background:#f6f8fa}
-pre{padding:0.8rem;overflow:auto;font-size:0.8rem}.meta li{margin:2px 0}img{max-width:100%;margin:0.5rem 0}"""
+pre{padding:0.8rem;overflow:auto;font-size:0.8rem}.meta li{margin:2px 0}img{max-width:100%;margin:0.5rem 0}
+.notes li{color:#8a4b00}.yes{color:#116611;font-weight:600}.no{color:#666}"""
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
@@ -156,9 +216,14 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def render_html(metrics: dict, run: dict, plots: list[tuple[str, str]]) -> str:
-    meta = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(run[k]))}</li>"
-                   for k in ("model", "benchmark", "backend", "scored", "total", "skipped", "finished"))
+    meta = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>"
+                   for k, v in (("model", run["model"]), ("benchmark", run["benchmark"]), ("backend", run["backend"]),
+                                ("samples", f"{run['total']} from {run.get('patients', '?')} patients"),
+                                ("outcomes", outcome_line(run)), ("finished", run["finished"])))
     body = [f"<h1>Evaluation: {html.escape(run['name'])}</h1>", f"<ul class='meta'>{meta}</ul>"]
+    if notes(metrics, run):
+        body += ["<h2>Read this first</h2>",
+                 "<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes(metrics, run)) + "</ul>"]
     for title, header, rows in _sections(metrics):
         body += [f"<h2>{html.escape(title)}</h2>", _html_table(header, rows)]
     for title, png in plots:
@@ -187,36 +252,3 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-# -- several runs ---------------------------------------------------------------------------------------------
-def compare_runs(run_dirs: list[Path], out_dir: Path) -> tuple[Path, Path]:
-    """Side-by-side markdown + HTML of several runs' headline metrics (overall, per family, per task)."""
-    runs = []
-    for d in run_dirs:
-        path = Path(d) / "metrics.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not an evaluation run (no metrics.json); run ray_jobs.evaluate first")
-        data = json.loads(path.read_text())
-        runs.append((data["run"]["name"], data))
-    names = [n for n, _ in runs]
-    sections: list[tuple[str, list[str], list[list[str]]]] = []
-    for level in ("overall", "families", "tasks"):
-        keys = sorted({k for _, d in runs for k in d["metrics"][level]})
-        rows = []
-        for key in keys:
-            kind = next(d["metrics"][level][key].get("kind", key) for _, d in runs if key in d["metrics"][level])
-            metric = HEADLINE.get(kind, "accuracy")
-            rows.append([key, LABELS[metric], *[fmt(d["metrics"][level].get(key, {}), metric) for _, d in runs]])
-        sections.append((level, ["", "metric", *names], rows))
-    models = [["model", "", *[d["run"]["model"] for _, d in runs]],
-              ["benchmark", "", *[d["run"]["benchmark"] for _, d in runs]]]
-    md = ["# Evaluation runs compared", "", _md_table(["", "", *names], models), ""]
-    page = [f"<h1>Evaluation runs compared</h1>", _html_table(["", "", *names], models)]
-    for title, header, rows in sections:
-        md += [f"## {title}", "", _md_table(header, rows), ""]
-        page += [f"<h2>{html.escape(title)}</h2>", _html_table(header, rows)]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md_path, html_path = out_dir / "comparison.md", out_dir / "comparison.html"
-    _atomic_write(md_path, "\n".join(md))
-    _atomic_write(html_path, f"<!doctype html><html><head><meta charset='utf-8'><title>comparison</title>"
-                             f"<style>{_CSS}</style></head><body>{''.join(page)}</body></html>")
-    return md_path, html_path

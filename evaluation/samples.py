@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,9 @@ log = logging.getLogger(__name__)
 Kind = Literal["decision", "risk", "calc"]
 #: kind: decision (set of items), risk (yes/no, scored by p(yes)), calc (MedCalc-Bench, graded answer)
 SAMPLE_COLUMNS = ["sample_id", "benchmark", "task", "family", "kind", "metric", "input", "instruction",
-                  "candidates", "target", "label", "grading"]
+                  "candidates", "target", "label", "grading", "patient"]
+#: ``patient`` is the unit of independence (the bootstrap resamples patients, the sampler spreads over them):
+#: EHR-Bench / EHRSHOT subject_id, MedCalc-Bench note id; the sample id where a record names none.
 
 DM_SUFFIX = ("Note that you should directly output the answer without any other information. If there are several "
              "items in the prediction, please separate them by `\\n`. For all predicted items, please use the item "
@@ -41,25 +45,60 @@ class SampleDataError(ValueError):
 
 def make_frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+    missing = frame["patient"].isna() | (frame["patient"].astype(str) == "")
+    frame["patient"] = frame["patient"].astype(object).where(~missing, frame["sample_id"]).astype(str)
     dupes = frame["sample_id"][frame["sample_id"].duplicated()]
     if len(dupes):
         raise SampleDataError(f"duplicate sample ids {sorted(set(dupes))[:5]}; sample ids must be unique per run")
     return frame
 
 
-def cap_per_task(frame: pd.DataFrame, max_per_task: int | None, max_total: int | None = None,
-                 tasks: Sequence[str] | None = None) -> pd.DataFrame:
-    """Keep the first ``max_per_task`` samples of each task (file order, so a re-run picks the same ones)."""
+def _task_seed(seed: int, task: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(task.encode())])  # stable across runs and task orders
+
+
+def spread_over_patients(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Rows in a seeded order that visits every patient once before any patient a second time."""
+    if frame.empty:
+        return frame
+    shuffled = frame.iloc[rng.permutation(len(frame))]
+    rank = shuffled.groupby("patient", sort=False).cumcount().to_numpy()
+    return shuffled.iloc[np.lexsort((np.arange(len(shuffled)), rank))]
+
+
+def select_samples(frame: pd.DataFrame, max_per_task: int | None, max_total: int | None = None,
+                   tasks: Sequence[str] | None = None, seed: int = 0, balance_risk: bool = True) -> pd.DataFrame:
+    """A seeded, stratified sample: per task at most ``max_per_task`` rows spread over as many patients as there
+    are; risk tasks balanced between the two labels up to the cap (EHRSHOT's protocol; the short class is filled
+    from the other one). The same seed and data give the same selection, whatever the file order of the tasks."""
     if tasks:
         unknown = sorted(set(tasks) - set(frame["task"]))
         if unknown:
             raise SampleDataError(f"tasks {unknown} are not in the benchmark (it has {sorted(set(frame['task']))})")
         frame = frame[frame["task"].isin(list(tasks))]
     if max_per_task is not None:
-        frame = frame.groupby("task", sort=False, group_keys=False).head(max_per_task)
-    if max_total is not None:
-        frame = frame.head(max_total)
+        picked = []
+        for task, group in frame.groupby("task", sort=True):
+            rng = _task_seed(seed, str(task))
+            if balance_risk and group["kind"].iloc[0] == "risk" and group["label"].nunique() == 2:
+                pos = spread_over_patients(group[group["label"] == 1], rng)
+                neg = spread_over_patients(group[group["label"] == 0], rng)
+                n_pos = min(len(pos), max(max_per_task // 2, max_per_task - len(neg)))
+                n_neg = min(len(neg), max_per_task - n_pos)
+                picked.append(spread_over_patients(pd.concat([pos.head(n_pos), neg.head(n_neg)]), rng))
+            else:
+                picked.append(spread_over_patients(group, rng).head(max_per_task))
+        frame = pd.concat(picked) if picked else frame.head(0)
+        frame = frame.sort_index(kind="stable")  # the file order of what was picked
+    if max_total is not None and len(frame) > max_total:
+        frame = spread_over_patients(frame, np.random.default_rng(seed)).head(max_total).sort_index(kind="stable")
     return frame.reset_index(drop=True)
+
+
+def cap_per_task(frame: pd.DataFrame, max_per_task: int | None, max_total: int | None = None,
+                 tasks: Sequence[str] | None = None, seed: int = 0) -> pd.DataFrame:
+    """:func:`select_samples` with risk balancing (the evaluation's selection)."""
+    return select_samples(frame, max_per_task, max_total, tasks, seed)
 
 
 # -- EHR-Bench ------------------------------------------------------------------------------------------------
@@ -126,7 +165,8 @@ def load_ehr_bench(paths: Sequence[str]) -> pd.DataFrame:
                          "task": spec.name, "family": task_family(spec),
                          "kind": kind, "metric": info.get("metric") or spec.metric, "input": rec["input"],
                          "instruction": rec["instruction"], "candidates": list(rec.get("candidates") or []),
-                         "target": target, "label": label, "grading": ""})
+                         "target": target, "label": label, "grading": "",
+                         "patient": "" if info.get("subject_id") is None else str(info["subject_id"])})
     if not rows:
         raise SampleDataError(f"{list(paths)}: no EHR-Bench records")
     return make_frame(rows)

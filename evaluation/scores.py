@@ -6,10 +6,18 @@ Per sample (pure functions of the completion, the same ones the RL rewards call)
 - risk: p(yes) (from the backend) and the label; accuracy of the forced answer;
 - calc: MedCalc-Bench correctness (``evaluation.medcalc.grade_medcalc``).
 
-Aggregates: per task, the mean of the per-sample metrics, and for risk tasks AUROC / AUPRC (scikit-learn). A
-family and the whole run report the macro mean over their tasks. Every figure carries a percentile bootstrap
-interval: each replicate resamples the samples *within* each task, so the family / overall intervals account for
-every task's sampling noise.
+Every sample also gets an ``outcome``: ``answered``, ``truncated`` (the decoding budget ran out before the model
+finished; whatever items parse are still scored),
+``no_answer`` (stopped without one) or ``refused`` (the backend could not run it: the row's ``error`` says why).
+Truncated and unanswered decision samples score 0 (they are misses, and the report counts them apart); a refused
+risk sample has no p(yes) and so no place in the AUROC, which the report says.
+
+Aggregates: per task, the mean of the per-sample metrics, and for risk tasks AUROC / AUPRC (scikit-learn). A risk
+task whose scored samples hold one class only has no AUROC: it is *not scoreable* and stays out of the headline.
+A family and the whole run report the macro mean over the tasks that have the metric, and say how many tasks and
+samples that is. Every figure carries a percentile **patient-level (cluster) bootstrap** interval: a replicate
+draws patients with replacement and takes all their samples, in every task at once, because samples of one
+patient are not independent (resampling samples would make the intervals too narrow on clustered data).
 """
 
 from __future__ import annotations
@@ -25,6 +33,19 @@ from evaluation.answers import answer_text, split_items
 from evaluation.metrics import auprc, auroc, score_prediction, set_precision_recall_f1
 
 SCORE_COLUMNS = ["precision", "recall", "f1", "task_metric", "accuracy", "p_yes", "label"]
+OUTCOMES = ("answered", "truncated", "no_answer", "refused")
+
+
+def sample_outcome(row: dict) -> str:
+    """What happened to one sample (see the module docstring)."""
+    if row.get("status") == "skipped":
+        return "refused"
+    if row["kind"] == "risk":
+        p_yes = row.get("p_yes")
+        return "refused" if p_yes is None or p_yes != p_yes else "answered"
+    if row.get("finish_reason") == "length":
+        return "truncated"  # the budget ran out: whatever parses is an unfinished answer
+    return "answered" if answer_text(row.get("completion") or "") is not None else "no_answer"
 
 
 def score_sample(row: dict) -> dict[str, float]:
@@ -58,9 +79,12 @@ def score_frame(samples: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFram
     """Samples joined with their kept predictions (status ok / skipped) plus the per-sample metric columns."""
     kept = predictions[predictions["status"].isin(["ok", "skipped"])]
     joined = samples.merge(kept, on="sample_id", how="inner", validate="one_to_one")
-    scores = pd.DataFrame([score_sample(r) for r in joined.to_dict("records")], columns=SCORE_COLUMNS,
-                          index=joined.index)
-    return pd.concat([joined.drop(columns=[c for c in SCORE_COLUMNS if c in joined]), scores], axis=1)
+    if "patient" not in joined:
+        joined["patient"] = joined["sample_id"]
+    records = joined.to_dict("records")
+    scores = pd.DataFrame([score_sample(r) for r in records], columns=SCORE_COLUMNS, index=joined.index)
+    scores["outcome"] = [sample_outcome(r) for r in records]
+    return pd.concat([joined.drop(columns=[c for c in [*SCORE_COLUMNS, "outcome"] if c in joined]), scores], axis=1)
 
 
 # -- aggregation ----------------------------------------------------------------------------------------------
@@ -77,6 +101,8 @@ def _arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def task_metrics(kind: str, a: dict[str, np.ndarray]) -> dict[str, float]:
     """Point estimates for one task's scored samples (``a``: per-sample metric arrays)."""
+    if not len(a["accuracy"]):
+        return {"n": 0.0}
     out: dict[str, float] = {"n": float(len(a["accuracy"])), "task_metric": float(np.mean(a["task_metric"])),
                              "accuracy": float(np.mean(a["accuracy"]))}
     if kind == "decision":
@@ -92,53 +118,100 @@ def task_metrics(kind: str, a: dict[str, np.ndarray]) -> dict[str, float]:
 
 HEADLINE = {"decision": "f1", "risk": "auroc", "calc": "accuracy"}
 METRICS = ("f1", "precision", "recall", "task_metric", "accuracy", "auroc", "auprc")
+#: An interval wider than this cannot rank two models whose scores differ by a usual margin.
+WIDE_INTERVAL = 0.2
+
+
+def patient_codes(scored: pd.DataFrame) -> np.ndarray:
+    """Integer cluster ids (0..P-1) of the samples' patients (each sample its own cluster without a patient)."""
+    patients = scored["patient"] if "patient" in scored else scored["sample_id"]
+    return pd.factorize(patients.astype(str))[0]
+
+
+def cluster_replicates(codes: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_bootstrap, P)`` draw counts: how often each patient is drawn in each replicate."""
+    n_patients = int(codes.max()) + 1 if len(codes) else 0
+    if not n_patients:
+        return np.zeros((n_bootstrap, 0), dtype=int)
+    draws = rng.integers(0, n_patients, (n_bootstrap, n_patients))
+    return np.stack([np.bincount(d, minlength=n_patients) for d in draws]) if n_bootstrap else \
+        np.zeros((0, n_patients), dtype=int)
+
+
+def resample(index: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The rows of one replicate: every row of a drawn patient, once per draw."""
+    return np.repeat(index, counts[codes[index]])
+
+
+def interval(values, confidence: float) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    arr = arr[~np.isnan(arr)]
+    if not len(arr):
+        return math.nan, math.nan
+    alpha = (1 - confidence) / 2
+    return float(np.quantile(arr, alpha)), float(np.quantile(arr, 1 - alpha))
+
+
+def _outcomes(group: pd.DataFrame) -> dict[str, float]:
+    counts = group["outcome"].value_counts() if "outcome" in group else pd.Series(dtype=int)
+    out = {o: float(counts.get(o, 0)) for o in OUTCOMES}
+    out["patients"] = float(group["patient"].nunique() if "patient" in group else len(group))
+    return out
 
 
 def aggregate(scored: pd.DataFrame, *, n_bootstrap: int = 1000, confidence: float = 0.95,
               seed: int = 0) -> dict:
     """``{"tasks": {task: {...}}, "families": {family: {...}}, "overall": {kind: {...}}}``; each metric ``m`` has
-    ``m`` (point estimate), ``m_lo`` and ``m_hi`` (bootstrap interval)."""
+    ``m`` (point estimate), ``m_lo`` and ``m_hi`` (patient-level bootstrap interval). ``tasks`` / ``n`` of a
+    family or kind count the tasks (and their samples) that its headline metric really averages; ``tasks_total``
+    / ``n_total`` all of them; a task's ``scoreable`` says whether it has its headline metric."""
     rng = np.random.default_rng(seed)
-    tasks = {t: g.reset_index(drop=True) for t, g in scored.groupby("task", sort=True)}
-    kinds = {t: g["kind"].iloc[0] for t, g in tasks.items()}
-    arrays = {t: _arrays(g) for t, g in tasks.items()}
-    point = {t: task_metrics(kinds[t], arrays[t]) for t in tasks}
-    replicates: dict[str, list[dict[str, float]]] = {t: [] for t in tasks}
-    for _ in range(n_bootstrap):
-        for t, a in arrays.items():
-            idx = rng.integers(0, len(a["accuracy"]), len(a["accuracy"]))
-            replicates[t].append(task_metrics(kinds[t], {c: v[idx] for c, v in a.items()}))
-    alpha = (1 - confidence) / 2
-
-    def interval(values: list[float]) -> tuple[float, float]:
-        arr = np.asarray(values, dtype=float)
-        arr = arr[~np.isnan(arr)]
-        if not len(arr):
-            return math.nan, math.nan
-        return float(np.quantile(arr, alpha)), float(np.quantile(arr, 1 - alpha))
+    scored = scored.reset_index(drop=True)
+    codes = patient_codes(scored)
+    counts = cluster_replicates(codes, n_bootstrap, rng)
+    groups = {t: g for t, g in scored.groupby("task", sort=True)}
+    kinds = {t: g["kind"].iloc[0] for t, g in groups.items()}
+    full = _arrays(scored)
+    index = {t: g.index.to_numpy() for t, g in groups.items()}
+    point = {t: task_metrics(kinds[t], {c: v[index[t]] for c, v in full.items()}) for t in groups}
+    replicates: dict[str, list[dict[str, float]]] = {t: [] for t in groups}
+    for b in range(n_bootstrap):
+        for t, idx in index.items():
+            rows = resample(idx, codes, counts[b])
+            replicates[t].append(task_metrics(kinds[t], {c: v[rows] for c, v in full.items()}))
 
     def summarise(members: list[str]) -> dict[str, float]:
-        out: dict[str, float] = {"n": float(sum(point[t]["n"] for t in members)), "tasks": float(len(members))}
-        if any("positives" in point[t] for t in members):
+        kind = kinds[members[0]]
+        headline = HEADLINE[kind]
+        scoreable = [t for t in members if not math.isnan(point[t].get(headline, math.nan))]
+        out: dict[str, float] = {"n": float(sum(point[t]["n"] for t in scoreable)), "tasks": float(len(scoreable)),
+                                 "n_total": float(sum(point[t]["n"] for t in members)),
+                                 "tasks_total": float(len(members))}
+        if kind == "risk":
             out["positives"] = float(sum(point[t].get("positives", 0.0) for t in members))
         for m in METRICS:
             vals = [point[t][m] for t in members if m in point[t] and not math.isnan(point[t][m])]
             if not vals:
                 continue
             out[m] = float(np.mean(vals))
-            reps = [np.nanmean([replicates[t][b].get(m, math.nan) for t in members]) if any(
-                not math.isnan(replicates[t][b].get(m, math.nan)) for t in members) else math.nan
-                for b in range(n_bootstrap)]
-            out[f"{m}_lo"], out[f"{m}_hi"] = interval(reps)
+            reps = [np.nanmean(row) if not np.all(np.isnan(row)) else math.nan
+                    for row in ([replicates[t][b].get(m, math.nan) for t in members] for b in range(n_bootstrap))]
+            out[f"{m}_lo"], out[f"{m}_hi"] = interval(reps, confidence)
         return out
 
-    families = {t: g["family"].iloc[0] for t, g in tasks.items()}
-    benchmark = {t: g["benchmark"].iloc[0] for t, g in tasks.items()}
-    task_out = {t: {**summarise([t]), "kind": kinds[t], "family": families[t], "benchmark": benchmark[t]}
-                for t in tasks}
-    family_out = {f: {**summarise([t for t in tasks if families[t] == f]),
-                      "kind": next(kinds[t] for t in tasks if families[t] == f)}
+    families = {t: g["family"].iloc[0] for t, g in groups.items()}
+    benchmark = {t: g["benchmark"].iloc[0] for t, g in groups.items()}
+    task_out = {}
+    for t, g in groups.items():
+        stats = {**summarise([t]), **_outcomes(g), "kind": kinds[t], "family": families[t],
+                 "benchmark": benchmark[t]}
+        stats["scoreable"] = bool(stats["tasks"])
+        task_out[t] = stats
+    family_out = {f: {**summarise([t for t in groups if families[t] == f]),
+                      "kind": next(kinds[t] for t in groups if families[t] == f)}
                   for f in sorted(set(families.values()))}
-    overall = {k: summarise([t for t in tasks if kinds[t] == k]) for k in sorted(set(kinds.values()))}
+    overall = {k: {**summarise([t for t in groups if kinds[t] == k]),
+                   **_outcomes(scored[scored["kind"] == k])} for k in sorted(set(kinds.values()))}
     return {"tasks": task_out, "families": family_out, "overall": overall,
-            "bootstrap": {"replicates": n_bootstrap, "confidence": confidence, "seed": seed}}
+            "bootstrap": {"replicates": n_bootstrap, "confidence": confidence, "seed": seed, "unit": "patient",
+                          "patients": int(codes.max()) + 1 if len(codes) else 0}}

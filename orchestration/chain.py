@@ -1,7 +1,8 @@
 """Run the whole chain (``ray_jobs.pipeline``): every stage in order, each skipping work already done.
 
     datasets (timelines + EHR-Ins / EHR-Bench, leakage-audited) -> thinking graph (stage-2 reasoning records)
-    -> SFT stage 1 -> SFT stage 2 -> RL (optional) -> evaluation report of the last model (optional)
+    -> SFT stage 1 -> SFT stage 2 -> RL (optional) -> evaluation (optional): the untrained model, every stage and
+    the baselines on the same samples, one comparison report with paired differences stage over stage
 
 One run directory (``output_dir``) holds every stage's resolved config (``run_configs/<stage>.yaml``, written
 before the first stage starts), data manifests, checkpoints, the MLflow store and the report. A killed job
@@ -32,9 +33,12 @@ class PipelineResult:
     stage2_model: Path
     report: Path | None = None
     rl_model: Path | None = None
-    #: evaluation metrics (``evaluation.run.EvaluationResult.metrics``) when the evaluation stage ran
+    #: evaluation metrics of the last model (``evaluation.run.EvaluationResult.metrics``) when evaluation ran
     metrics: dict | None = None
     dashboard_url: str | None = None
+    #: the comparison of every evaluated model (``comparison.html``) and its headline rows (name -> overall)
+    comparison: Path | None = None
+    headline: dict[str, dict] | None = None
 
     @property
     def final_model(self) -> Path:
@@ -122,13 +126,34 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
     stage2 = _sft_stage(cfg, 2, f"[4/{steps}]")
     rl_model = run_rl_stage(cfg, f"[5/{steps}]")
 
-    report = metrics = None
+    report = metrics = comparison = headline = None
     if cfg.evaluation_config() is not None:
-        from evaluation.run import evaluate
-
-        ev = cfg.evaluation_config()
-        log.info("[%d/%d] evaluation of %s on EHR-Bench -> %s", steps, steps, ev.model.path, ev.output_dir)
-        result = evaluate(ev)
-        report, metrics = result.report_html, result.metrics
+        report, metrics, comparison, headline = run_evaluation_stage(cfg, f"[{steps}/{steps}]")
     return PipelineResult(summaries, cfg.reasoning_jsonl, stage1, stage2, report, rl_model=rl_model,
-                          metrics=metrics, dashboard_url=_dashboard_url())
+                          metrics=metrics, dashboard_url=_dashboard_url(), comparison=comparison, headline=headline)
+
+
+def run_evaluation_stage(cfg: PipelineConfig, step: str):
+    """Every compared model on the same samples, then one comparison with paired differences."""
+    from evaluation.compare import compare_runs
+    from evaluation.run import evaluate
+
+    configs = cfg.evaluation_configs()
+    final = cfg.evaluation_config()
+    results = {}
+    for i, (name, ev) in enumerate(configs.items(), 1):
+        log.info("%s evaluation %d/%d: %s (%s) on EHR-Bench -> %s", step, i, len(configs), name,
+                 ev.model.path or ev.model_name, Path(ev.output_dir) / ev.run_name)
+        results[name] = evaluate(ev)
+    out = Path(final.output_dir)
+    md, page = compare_runs([r.run_dir for r in results.values()], out, pairs=cfg.comparison_pairs(),
+                            n_bootstrap=final.scoring.n_bootstrap, confidence=final.scoring.confidence,
+                            seed=final.scoring.seed, title="EHR-R1 chain: every stage and the baselines, same samples")
+    log.info("comparison of %d models -> %s", len(results), page)
+    if final.mlflow_tracking_uri:
+        from evaluation.run import log_comparison_to_mlflow
+
+        log_comparison_to_mlflow(final, out / "comparison.json", [md, page])
+    last = next(r for name, r in results.items() if configs[name] is final)
+    headline = {name: r.metrics["overall"] for name, r in results.items()}
+    return last.report_html, last.metrics, page, headline

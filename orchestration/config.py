@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
@@ -35,6 +35,19 @@ class ReasoningSpec(BaseModel):
     max_samples: int = Field(512, ge=1)
 
 
+class ComparisonSpec(BaseModel):
+    """Which models the evaluation stage puts side by side, on the same samples, with paired differences."""
+
+    model_config = ConfigDict(extra="forbid")
+    untrained: bool = True
+    """The model stage 1 starts from (the demo's random tiny Qwen3; a real run's base checkpoint)."""
+    stages: bool = True
+    """Stage 1 and stage 2 (and RL when it is on); false evaluates the last model only."""
+    baselines: list[Literal["prior", "count_lr", "count_gbm"]] = Field(default_factory=lambda: ["prior",
+                                                                                              "count_lr"])
+    """Non-LLM baselines fitted on EHR-Ins (evaluation.baselines)."""
+
+
 class PipelineConfig(BaseModel):
     """``datasets``, ``stage1`` and ``stage2`` take the keys of BuildDatasetsConfig and SFTJobConfig, minus the
     paths this pipeline wires together (datasets.output_dir, stageN.data.paths, stageN.run.storage_path,
@@ -53,6 +66,9 @@ class PipelineConfig(BaseModel):
     #: evaluation.config.EvaluateConfig minus output_dir, model.path and benchmark.paths, which are wired here);
     #: null skips the evaluation.
     evaluation: dict[str, Any] | None = None
+    #: What the evaluation stage compares with the last model (all on the same samples); its run names are set
+    #: per model (untrained, stage1, stage2, rl, baseline_<method>).
+    compare: ComparisonSpec = Field(default_factory=ComparisonSpec)
     rl: dict[str, Any] | None = None
     """The RL stage after stage 2 (keys of rl.config.RLJobConfig minus model_path and run.storage_path; data
     defaults to the EHR-Ins export). None = no RL stage."""
@@ -63,8 +79,9 @@ class PipelineConfig(BaseModel):
     _datasets_cfg: Any = PrivateAttr(None)
     _thinking_graph_cfg: Any = PrivateAttr(None)
     _stage_cfgs: dict[int, Any] = PrivateAttr(default_factory=dict)
-    _evaluation_cfg: Any = PrivateAttr(None)
+    _evaluation_cfgs: dict[str, Any] = PrivateAttr(default_factory=dict)
     _rl_cfg: Any = PrivateAttr(None)
+    _last_evaluated: str = PrivateAttr("")
 
     @property
     def out(self) -> Path:
@@ -126,19 +143,42 @@ class PipelineConfig(BaseModel):
                 if self._datasets_cfg is not None and "ehr_bench" not in self._datasets_cfg.presets:
                     errors.append("evaluation: needs the ehr_bench dataset; add it to datasets.presets or set "
                                   "evaluation=null")
-                # the chain's last model: RL's when the RL stage is on, else stage 2's
-                final = (Path(runs) / self._rl_cfg.run.name if self._rl_cfg is not None
-                         else Path(runs) / s2.run.name) / "final_model"
-                evaluation = copy.deepcopy(self.evaluation)
-                evaluation.setdefault("mlflow_tracking_uri", str(self.out / "mlruns"))
-                self._evaluation_cfg = validate("evaluation", EvaluateConfig, _merge(evaluation, {
-                    "output_dir": str(self.out / "evaluation"),
-                    "model": {"path": str(final)},
-                    "benchmark": {"kind": "ehr_bench",
-                                  "paths": [str(self.out / "datasets" / "ehr_bench" / "ehr_bench.jsonl")]}}))
+                self._evaluation_cfgs = self._evaluation_section(s1, s2, runs, validate, EvaluateConfig)
         if errors:
             raise ValueError("; ".join(errors))
         return self
+
+    def _evaluation_section(self, s1, s2, runs: str, validate, config_class) -> dict[str, Any]:
+        """One EvaluateConfig per compared model, in the report's order (the last model's is ``final``)."""
+        template = copy.deepcopy(self.evaluation or {})
+        template.setdefault("mlflow_tracking_uri", str(self.out / "mlruns"))
+        wired = {"output_dir": str(self.out / "evaluation"),
+                 "benchmark": {"kind": "ehr_bench",
+                               "paths": [str(self.out / "datasets" / "ehr_bench" / "ehr_bench.jsonl")]}}
+        if (template.get("decoding") or {}).get("budget") == "from_training":
+            template["decoding"].setdefault("training_data", [str(self.ehr_ins_jsonl)])
+        models: dict[str, str] = {}
+        if self.compare.untrained:
+            models["untrained"] = s1.tiny_model.output_dir if s1.tiny_model is not None else s1.model_path
+        if self.compare.stages:
+            models["stage1"] = str(Path(runs) / s1.run.name / "final_model")
+            models["stage2"] = str(Path(runs) / s2.run.name / "final_model")
+        # the chain's last model: RL's when the RL stage is on, else stage 2's
+        last = ("rl", Path(runs) / self._rl_cfg.run.name) if self._rl_cfg is not None else \
+            ("stage2", Path(runs) / s2.run.name)
+        models[last[0]] = str(last[1] / "final_model")
+        out: dict[str, Any] = {}
+        for name, path in models.items():
+            out[name] = validate(f"evaluation ({name})", config_class, _merge(template, {
+                **wired, "run_name": name, "model": {"path": path, "name": name}}))
+        for method in self.compare.baselines:
+            backend = {"kind": "baseline", "baseline": {"method": method, "training_data": [str(self.ehr_ins_jsonl)]}}
+            section = _merge({k: v for k, v in template.items() if k not in ("decoding",)}, {
+                **wired, "run_name": f"baseline_{method}", "model": {"name": f"baseline: {method}"},
+                "backend": backend})
+            out[f"baseline_{method}"] = validate(f"evaluation (baseline {method})", config_class, section)
+        self._last_evaluated = last[0]
+        return out
 
     def _defaults_under_output(self, stage: dict[str, Any]) -> dict[str, Any]:
         """Paths the user left unset (MLflow store, tiny-model folder) go under output_dir too."""
@@ -180,13 +220,30 @@ class PipelineConfig(BaseModel):
         return self._stage_cfgs[stage]
 
     def evaluation_config(self):
-        return self._evaluation_cfg
+        """The last model's evaluation (RL's, else stage 2's), or None when evaluation is off."""
+        return self._evaluation_cfgs.get(self._last_evaluated) if self._evaluation_cfgs else None
+
+    def evaluation_configs(self) -> dict[str, Any]:
+        """Every compared model's evaluation, in the report's order: untrained, stage1, stage2, rl, baselines."""
+        return dict(self._evaluation_cfgs)
+
+    def comparison_pairs(self) -> list[tuple[str, str]]:
+        """(a, b) run names whose paired difference b - a the report shows: stage over stage, and the last model
+        over the untrained model and over every baseline."""
+        names = [n for n in self._evaluation_cfgs if not n.startswith("baseline_")]
+        pairs = list(zip(names, names[1:]))
+        last = self._last_evaluated
+        if "untrained" in names and ("untrained", last) not in pairs and last != "untrained":
+            pairs.append(("untrained", last))
+        pairs += [(b, last) for b in self._evaluation_cfgs if b.startswith("baseline_")]
+        return pairs
 
     def resolved_stage_configs(self) -> dict[str, Any]:
         """Every stage's validated config, in run order (stages that are off are left out)."""
         stages = {"datasets": self._datasets_cfg, "thinking_graph": self._thinking_graph_cfg,
                   "sft_stage1": self._stage_cfgs.get(1), "sft_stage2": self._stage_cfgs.get(2),
-                  "rl": self._rl_cfg, "evaluation": self._evaluation_cfg}
+                  "rl": self._rl_cfg, "evaluation": self.evaluation_config()}
+        stages |= {f"evaluation_{name}": c for name, c in self._evaluation_cfgs.items() if name != self._last_evaluated}
         return {name: cfg for name, cfg in stages.items() if cfg is not None}
 
 

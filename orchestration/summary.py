@@ -21,6 +21,18 @@ def evaluation_lines(metrics: dict | None) -> str:
     return headline(metrics)
 
 
+def comparison_table(headline: dict[str, dict]) -> str:
+    """One line per evaluated model: the headline metric of each task kind with its patient-level interval."""
+    from evaluation.report import LABELS, fmt
+    from evaluation.scores import HEADLINE
+
+    kinds = [k for k in ("decision", "risk", "calc") if any(k in h for h in headline.values())]
+    head = f"  {'model':<20}" + "".join(f"{k + ' ' + LABELS[HEADLINE[k]]:<30}" for k in kinds)
+    rows = [f"  {name:<20}" + "".join(f"{fmt(h.get(k, {}), HEADLINE[k]):<30}" for k in kinds)
+            for name, h in headline.items()]
+    return "\n".join([head, *rows])
+
+
 def describe(cfg: PipelineConfig, result: PipelineResult) -> str:
     """The closing summary: datasets, models, evaluation, the report, the dashboard and how to serve the model."""
     datasets = "\n".join(f"  {name:<10} {s.get('samples', '?'):>7} samples  {cfg.out / 'datasets' / name}"
@@ -28,6 +40,10 @@ def describe(cfg: PipelineConfig, result: PipelineResult) -> str:
     timelines = cfg.datasets_config().output_dir
     rl = f"\n  RL (GRPO)  {result.rl_model}" if result.rl_model else ""
     report = f"Evaluation report:       {result.report}\n" if result.report else ""
+    if result.comparison:
+        report = (f"Every model, same samples (paired differences, patient-level intervals):\n"
+                  f"{comparison_table(result.headline or {})}\n"
+                  f"Comparison report:       {result.comparison}\n{report}")
     dashboard = result.dashboard_url or "not running (start Ray with `ray start --head` to keep one)"
     final = result.final_model
     return f"""

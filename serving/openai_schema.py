@@ -60,12 +60,24 @@ class _Req(BaseModel):
     stream_options: dict[str, Any] | None = None
     n: int = Field(1, ge=1, le=1, description="only n=1 is supported")
     logprobs: Any = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     tools: Any = None
+
+    #: chat completions answer ``logprobs`` (non-streaming); the legacy completions route does not
+    _supports_logprobs = False
 
     @model_validator(mode="after")
     def _unsupported(self) -> "_Req":
-        if self.logprobs not in (None, False, 0):
-            raise ValueError("logprobs is not supported by this server; remove it (use /v1/ehr/predict for p(yes))")
+        wants = self.logprobs not in (None, False, 0)
+        if wants and not self._supports_logprobs:
+            raise ValueError("logprobs is not supported on this route; use /v1/chat/completions (or "
+                             "/v1/ehr/predict for p(yes))")
+        if wants and not isinstance(self.logprobs, bool):
+            raise ValueError("logprobs must be true or false")
+        if wants and self.stream:
+            raise ValueError("logprobs with stream=true is not supported; ask without streaming")
+        if self.top_logprobs and not wants:
+            raise ValueError("top_logprobs needs logprobs=true")
         if self.tools:
             raise ValueError("tools are not supported by this server; remove them")
         return self
@@ -111,6 +123,7 @@ class ChatMessage(BaseModel):
 
 
 class ChatCompletionRequest(_Req):
+    _supports_logprobs = True
     messages: list[ChatMessage] = Field(min_length=1)
     chat_template_kwargs: dict[str, Any] | None = Field(
         None, description="vLLM extension, e.g. {'enable_thinking': false}; sent via extra_body")
@@ -142,13 +155,24 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 
 def chat_response(rid: str, model: str, content: str, finish_reason: str, prompt_tokens: int,
-                  completion_tokens: int, reasoning: str | None = None) -> dict[str, Any]:
+                  completion_tokens: int, reasoning: str | None = None,
+                  logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if reasoning is not None:
         message["reasoning_content"] = reasoning
+    choice_logprobs = None if logprobs is None else {"content": logprobs}
     return {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason,
+                         "logprobs": choice_logprobs}],
             "usage": usage(prompt_tokens, completion_tokens)}
+
+
+def logprob_entry(token: str, logprob: float, top: list[tuple[str, float]]) -> dict[str, Any]:
+    """One ``choices[0].logprobs.content`` item in the OpenAI shape."""
+    def one(t: str, lp: float) -> dict[str, Any]:
+        return {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))}
+
+    return {**one(token, logprob), "top_logprobs": [one(t, lp) for t, lp in top]}
 
 
 def completion_response(rid: str, model: str, text: str, finish_reason: str, prompt_tokens: int,

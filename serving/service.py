@@ -87,8 +87,21 @@ class InferenceService:
         ids, sampling = self.chat_prompt(req), self._sampling(req)
         gen = await self._generate(ids, sampling)
         self.metrics.tokens(len(ids), gen.completion_tokens)
+        logprobs = await self._logprobs(ids, gen.text, req.top_logprobs or 0) if req.logprobs else None
         return oai.chat_response(oai.new_id("chatcmpl"), self.model_id, gen.text, gen.finish_reason, len(ids),
-                                 gen.completion_tokens)
+                                 gen.completion_tokens, logprobs=logprobs)
+
+    async def _logprobs(self, prompt_ids: list[int], text: str, top_k: int) -> list[dict[str, Any]]:
+        """OpenAI ``logprobs.content`` of a completion: its text re-encoded (the tokens the engine emitted, as
+        the ingress's tokenizer reads them) and scored in one pass, so every engine answers the same way."""
+        completion = self.codec.encode(text, check_limit=False)
+        try:
+            scored = await self.engine.token_logprobs(prompt_ids, completion, top_k)
+        except EngineError as exc:
+            raise ApiError(exc.status, str(exc), err_type=exc.err_type) from None
+        piece = self.codec.tokenizer.decode
+        return [oai.logprob_entry(piece([tok]), lp, [(piece([i]), v) for i, v in top])
+                for tok, (lp, top) in zip(completion, scored)]
 
     async def chat_stream(self, req: oai.ChatCompletionRequest) -> AsyncIterator[str]:
         self._check_model(req.model)

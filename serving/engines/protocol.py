@@ -59,6 +59,12 @@ class Engine(Protocol):
         """log p(next token = c | prompt) for each candidate id, from the raw (unprocessed) distribution."""
         ...
 
+    async def token_logprobs(self, prompt_ids: Sequence[int], completion_ids: Sequence[int],
+                             top_k: int) -> list[tuple[float, list[tuple[int, float]]]]:
+        """Per completion token: its log-prob given everything before it, and the ``top_k`` (id, log-prob) pairs
+        of that position (the OpenAI ``logprobs`` / ``top_logprobs``), from the raw distribution."""
+        ...
+
     async def check_health(self) -> None: ...
 
 

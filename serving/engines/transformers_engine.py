@@ -129,5 +129,28 @@ class TransformersEngine:
         except Exception as exc:  # noqa: BLE001
             raise EngineError(f"scoring failed: {type(exc).__name__}: {exc}") from exc
 
+    def _token_logprobs(self, prompt_ids: Sequence[int], completion_ids: Sequence[int],
+                        top_k: int) -> list[tuple[float, list[tuple[int, float]]]]:
+        torch = self._torch
+        ids = list(prompt_ids) + list(completion_ids)
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([ids])).logits[0].float()
+            logp = torch.log_softmax(logits[len(prompt_ids) - 1:len(ids) - 1], dim=-1)
+        out = []
+        for row, chosen in zip(logp, completion_ids):
+            top = torch.topk(row, top_k) if top_k else None
+            pairs = list(zip(top.indices.tolist(), top.values.tolist())) if top is not None else []
+            out.append((float(row[chosen]), [(int(i), float(v)) for i, v in pairs]))
+        return out
+
+    async def token_logprobs(self, prompt_ids: Sequence[int], completion_ids: Sequence[int],
+                             top_k: int) -> list[tuple[float, list[tuple[int, float]]]]:
+        if not completion_ids:
+            return []
+        try:
+            return await asyncio.to_thread(self._token_logprobs, prompt_ids, completion_ids, top_k)
+        except Exception as exc:  # noqa: BLE001
+            raise EngineError(f"scoring failed: {type(exc).__name__}: {exc}") from exc
+
     async def check_health(self) -> None:
         return None

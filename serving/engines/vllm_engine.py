@@ -162,5 +162,30 @@ class VLLMServeEngine:
             out.append(float(lp))
         return out
 
+    async def token_logprobs(self, prompt_ids: Sequence[int], completion_ids: Sequence[int],
+                             top_k: int) -> list[tuple[float, list[tuple[int, float]]]]:
+        if not completion_ids:
+            return []
+        # one scoring pass: the prompt log-probs of prompt + completion hold every completion position
+        results = await self._call(self._request([list(prompt_ids) + list(completion_ids)], max_tokens=1,
+                                                 temperature=0.0, prompt_logprobs=max(top_k, 1)))
+        for r in results:
+            _raise_if_error(r)
+        choice = sorted(results[-1].choices, key=lambda c: c.index)[0]
+        positions = (choice.prompt_logprobs or [])[len(prompt_ids):]
+        if len(positions) != len(completion_ids):
+            raise EngineError("the LLM server returned no prompt_logprobs for the completion; is it a vLLM build "
+                              "with prompt_logprobs support?")
+
+        def value(entry) -> float:
+            return float(entry.logprob if hasattr(entry, "logprob") else entry["logprob"])
+
+        out = []
+        for chosen, entries in zip(completion_ids, positions):
+            entries = {int(k): value(v) for k, v in (entries or {}).items()}
+            top = sorted(entries.items(), key=lambda kv: -kv[1])[:top_k]
+            out.append((entries.get(int(chosen), float("-inf")), top))
+        return out
+
     async def check_health(self) -> None:
         return None

@@ -40,12 +40,19 @@ def test_transformers_predictor_matches_the_serving_scorer(eval_tiny_model, ehr_
     assert decision["p_yes"].isna().all() and (decision["completion_tokens"] > 0).all()
 
 
-def test_prompt_over_the_limit_is_skipped_not_retried(eval_tiny_model, ehr_bench_file):
+def test_prompt_over_the_budget_is_cut_from_the_left_never_refused(eval_tiny_model, ehr_bench_file):
     from evaluation.backends import TransformersPredictor
 
     frame = add_prompts(cap_per_task(load_ehr_bench([str(ehr_bench_file)]), 1))
-    out = TransformersPredictor(eval_tiny_model, max_new_tokens=2, max_input_tokens=16)(frame)
-    assert set(out["status"]) == {"skipped"} and out["error"].str.contains("max_input_tokens").all()
+    events = "\n\n".join(f"## Labotary Test Events [2150-01-0{d} 08:00:00]\n- Creatinine: 1.{d}" for d in range(1, 9))
+    frame["input"] = "## Patient Demographics [None]\n- Anchor_Age: 64\n\n" + events
+    frame = add_prompts(frame.drop(columns=["messages", "prompt_instruction", "thinking"]))
+    frame["max_new_tokens"] = 2
+    full = TransformersPredictor(eval_tiny_model, max_new_tokens=2, max_input_tokens=4096)(frame)
+    budget = int(full["prompt_tokens"].min()) - 20
+    out = TransformersPredictor(eval_tiny_model, max_new_tokens=2, max_input_tokens=budget)(frame)
+    assert set(out["status"]) == {"ok"} and (out["prompt_tokens"] <= budget).all()
+    assert (out["dropped_events"] > 0).all() and (full["dropped_events"] == 0).all()
 
 
 class FakeOpenAI:
