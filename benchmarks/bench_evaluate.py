@@ -44,6 +44,7 @@ def samples_frame(n: int):
                      "target": ["Sepsis"], "label": -1, "grading": ""})
     frame = add_prompts(make_frame(rows))
     frame["thinking"] = frame["thinking"].astype(object)
+    frame["max_new_tokens"] = 0  # 0 = the backend's max_new_tokens
     return pd.DataFrame(frame)
 
 

@@ -285,11 +285,16 @@ class VLLMBackend:
 
 
 # -- OpenAI-compatible HTTP -----------------------------------------------------------------------------------
-def answer_token_position(content: list[dict]) -> int | None:
-    """Index of the first answer token in an OpenAI ``logprobs.content`` list: the first non-blank token after
-    the last ``</think>`` (which may span several tokens), or the first non-blank token when no think block was
-    opened; None when the model was still thinking (or said nothing) when generation stopped."""
+def answer_token_position(content: list[dict], forced: bool = False) -> int | None:
+    """Index of the answer token in an OpenAI ``logprobs.content`` list.
+
+    ``forced`` (thinking off: the prompt pre-fills the empty think block): the first token, whatever it is, as the
+    in-process backends score the one forced token. Otherwise the first non-blank token after the last
+    ``</think>`` (which may span several tokens), or the first non-blank token when no think block was opened;
+    None when the model was still thinking (or said nothing) when generation stopped."""
     tokens = [str(c.get("token", "")) for c in content]
+    if forced:
+        return 0 if tokens else None
     text = "".join(tokens)
     close = text.rfind("</think>")
     start = 0
@@ -309,20 +314,24 @@ class RetryableHTTPError(RuntimeError):
     pass
 
 
+class EndpointConfigError(RuntimeError):
+    """The endpoint refuses every request (auth, unknown route or model): the run stops instead of recording each
+    sample as refused."""
+
+
 class HttpPredictor:
     """Ray Data actor: requests with ``concurrency`` in flight, retried with exponential backoff."""
 
     def __init__(self, base_url: str, model: str | None, api: str, max_new_tokens: int, timeout_s: float,
-                 max_retries: int, backoff_s: float, concurrency: int, api_key_env: str | None = None,
+                 max_retries: int, backoff_s: float, concurrency: int, api_key: str | None = None,
                  top_logprobs: int = 20, max_consecutive_failures: int = 16):
-        import os
         import threading
 
         import httpx
 
         headers = {}
-        if api_key_env and os.environ.get(api_key_env):
-            headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers)
         self.model, self.api, self.max_new_tokens = model, api, max_new_tokens
         self.max_retries, self.backoff_s, self.concurrency, self.top_logprobs = (max_retries, backoff_s, concurrency,
@@ -340,6 +349,10 @@ class HttpPredictor:
                 resp = self.client.post(path, json=body)
                 if resp.status_code == 429 or resp.status_code >= 500:
                     raise RetryableHTTPError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                if resp.status_code in (401, 403, 404, 405):  # the run's set-up, not this sample: stop the run
+                    raise EndpointConfigError(
+                        f"{self.client.base_url}{path} answered HTTP {resp.status_code}: {resp.text[:300]} (check "
+                        "backend.http.base_url / api / model and the key in backend.http.api_key_env)")
                 if resp.status_code >= 400:
                     raise ValueError(f"HTTP {resp.status_code}: {resp.text[:300]}")
                 return resp.json()
@@ -379,7 +392,7 @@ class HttpPredictor:
         if row.kind != "risk":
             return _result(row.sample_id, text, **common)
         content = (choice.get("logprobs") or {}).get("content") or []
-        position = answer_token_position(content)
+        position = answer_token_position(content, forced=thinking is False)
         if position is None:
             return _result(row.sample_id, text, status="skipped", error="no answer token after the think block "
                            f"(finish_reason {finish or '?'}): raise max_new_tokens or score with thinking off",
@@ -442,9 +455,13 @@ class HttpBackend:
     def __init__(self, base_url: str, *, api: str, model: str | None, max_new_tokens: int, batch_size: int,
                  concurrency: int, timeout_s: float, max_retries: int, backoff_s: float,
                  api_key_env: str | None = None, num_actors: int = 1, max_consecutive_failures: int = 16):
+        import os
+
+        # read on the driver, where the user set it: the Ray actors do not inherit the driver's environment
+        api_key = os.environ.get(api_key_env) if api_key_env else None
         self.kwargs = dict(base_url=base_url, model=model, api=api, max_new_tokens=max_new_tokens,
                            timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
-                           concurrency=concurrency, api_key_env=api_key_env,
+                           concurrency=concurrency, api_key=api_key,
                            max_consecutive_failures=max_consecutive_failures)
         self.batch_size, self.num_actors = batch_size, num_actors
 

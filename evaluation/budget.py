@@ -7,7 +7,8 @@
   (``data_pipeline.datasets.truncation``): the first block (demographics / the admission header) stays, the oldest
   events go first. Counting uses the model's own tokenizer on the fully rendered chat prompt, so the dataset
   build's approximate counter (used before the demo's tokenizer exists) cannot push a prompt over the limit.
-  Only a prompt whose kept header alone is too long loses tokens inside a block (the reference's left cut).
+  Only a prompt whose header and newest event alone are too long loses text inside a block (the reference's
+  left cut, which keeps the newest text).
   Every cut is counted per sample (``dropped_events``) and per task in the report; no sample is refused for
   length.
 - **Decoding budget per task** (``decoding.budget: from_training``): a quantile (default p99) of the token length
@@ -83,8 +84,8 @@ def fit_history(text: str, n_tokens: Callable[[str], int], budget: int) -> tuple
     def kept(drop: int) -> str:
         return "\n\n".join([head, *rest[drop:]])
 
-    lo, hi = 1, len(rest)  # find the smallest drop that fits
-    if rest and n_tokens(kept(hi)) <= budget:
+    lo, hi = 1, len(rest) - 1  # the smallest drop that fits, keeping at least the newest event
+    if hi >= 1 and n_tokens(kept(hi)) <= budget:
         while lo < hi:
             mid = (lo + hi) // 2
             if n_tokens(kept(mid)) <= budget:
@@ -93,18 +94,18 @@ def fit_history(text: str, n_tokens: Callable[[str], int], budget: int) -> tuple
                 lo = mid + 1
         out = kept(hi)
         return out, hi, n_tokens(out)
-    # even the header alone is too long: cut characters from its left (the reference's token cut), keeping the
-    # newest text; a handful of halvings settles it
-    out, dropped = kept(len(rest)), len(rest)
-    lo_c, hi_c = 0, len(out)
+    # even the header with the newest event is too long: cut characters from the left of the whole text (the
+    # reference's left token cut), keeping the newest text; a handful of halvings settles it
+    lo_c, hi_c = 0, len(text)
     while lo_c < hi_c:
         mid = (lo_c + hi_c) // 2
-        if n_tokens(out[mid:]) <= budget:
+        if n_tokens(text[mid:]) <= budget:
             hi_c = mid
         else:
             lo_c = mid + 1
-    out = out[hi_c:]
-    return out, dropped + 1, n_tokens(out)
+    out = text[hi_c:]
+    # every block that lost its start counts as dropped (the partly kept one included)
+    return out, len(blocks) - len(split_blocks(out)) + 1, n_tokens(out)
 
 
 def _records(paths: Sequence[str]) -> Iterable[dict]:

@@ -113,6 +113,22 @@ def describe_difference(d: dict) -> str:
     return text + (" *" if d["excludes_zero"] else " (not distinguishable)")
 
 
+def verdict(label: str, d: dict) -> str:
+    """One sentence per paired difference: better, worse or not distinguishable, per task kind."""
+    from evaluation.report import LABELS
+
+    b, a = label.split(" - ", 1)
+    parts = []
+    for kind, o in d["overall"].items():
+        metric = LABELS[HEADLINE[kind]]
+        if not o["excludes_zero"]:
+            parts.append(f"not distinguishable on {kind} {metric} ({describe_difference(o).split(' (')[0]})")
+        else:
+            word = "better" if o["diff"] > 0 else "worse"
+            parts.append(f"{word} on {kind} {metric} ({describe_difference(o).rstrip(' *')})")
+    return f"{b} vs {a}: " + "; ".join(parts) + "."
+
+
 def compare_runs(run_dirs: list[Path], out_dir: Path, *, pairs: list[tuple[str, str]] | None = None,
                  n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
                  title: str = "Evaluation runs compared") -> tuple[Path, Path]:
@@ -161,6 +177,10 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, *, pairs: list[tuple[str, 
     conf = int(round(confidence * 100))
     legend = (f"Intervals: {conf}% patient-level bootstrap ({n_bootstrap} replicates). Differences are paired over "
               "the samples both runs scored; * = the interval excludes zero.")
+    verdicts = [verdict(label, d) for label, d in differences.items()]
+    verdicts += [f"{run['name']}: AUROC >= 0.95 on {', '.join(run['leakage_review'])}; review these tasks for label "
+                 "leakage before trusting any model's score on them." for run, _, _ in loaded
+                 if run.get("leakage_review")]
     sections = [("Headline", headline_header, headline_rows),
                 ("Paired differences", diff_header, diff_rows),
                 ("Per task", ["task", "metric", *names], task_rows),
@@ -169,8 +189,9 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, *, pairs: list[tuple[str, 
     out_dir.mkdir(parents=True, exist_ok=True)
     from evaluation.report import _CSS, _html_table, _md_table
 
-    md = [f"# {title}", "", legend, ""]
-    page = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(legend)}</p>"]
+    md = [f"# {title}", "", legend, "", "## Verdict", "", *[f"- {v}" for v in verdicts], ""]
+    page = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(legend)}</p>", "<h2>Verdict</h2>",
+            "<ul class='notes'>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdicts) + "</ul>"]
     for name, header, rows in sections:
         md += [f"## {name}", "", _md_table(header, rows) if rows else "(none)", ""]
         page += [f"<h2>{html.escape(name)}</h2>", _html_table(header, rows) if rows else "<p>(none)</p>"]
@@ -182,7 +203,8 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, *, pairs: list[tuple[str, 
                              f"<style>{_CSS}</style></head><body>{''.join(page)}</body></html>")
     _atomic_write(out_dir / "comparison.json", json.dumps({
         "runs": names, "headline": {run["name"]: metrics["overall"] for run, metrics, _ in loaded},
-        "differences": differences, "config_differences": config_diff}, indent=2, default=str))
+        "differences": differences, "verdicts": verdicts, "config_differences": config_diff}, indent=2,
+        default=str))
     return md_path, html_path
 
 

@@ -70,7 +70,7 @@ def select_samples(frame: pd.DataFrame, max_per_task: int | None, max_total: int
                    tasks: Sequence[str] | None = None, seed: int = 0, balance_risk: bool = True) -> pd.DataFrame:
     """A seeded, stratified sample: per task at most ``max_per_task`` rows spread over as many patients as there
     are; risk tasks balanced between the two labels up to the cap (EHRSHOT's protocol; the short class is filled
-    from the other one). The same seed and data give the same selection, whatever the file order of the tasks."""
+    from the other one). The same seed and data give the same selection, whatever the order of the rows."""
     if tasks:
         unknown = sorted(set(tasks) - set(frame["task"]))
         if unknown:
@@ -80,6 +80,7 @@ def select_samples(frame: pd.DataFrame, max_per_task: int | None, max_total: int
         picked = []
         for task, group in frame.groupby("task", sort=True):
             rng = _task_seed(seed, str(task))
+            group = group.sort_values("sample_id", kind="stable")  # the same picks whatever the row order
             if balance_risk and group["kind"].iloc[0] == "risk" and group["label"].nunique() == 2:
                 pos = spread_over_patients(group[group["label"] == 1], rng)
                 neg = spread_over_patients(group[group["label"] == 0], rng)

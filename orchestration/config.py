@@ -144,8 +144,8 @@ class PipelineConfig(BaseModel):
                     errors.append("evaluation: needs the ehr_bench dataset; add it to datasets.presets or set "
                                   "evaluation=null")
                 self._evaluation_cfgs = self._evaluation_section(s1, s2, runs, validate, EvaluateConfig)
-        if errors:
-            raise ValueError("; ".join(errors))
+        if errors:  # one evaluation section makes several runs: say each problem once
+            raise ValueError("; ".join(dict.fromkeys(errors)))
         return self
 
     def _evaluation_section(self, s1, s2, runs: str, validate, config_class) -> dict[str, Any]:
@@ -169,14 +169,14 @@ class PipelineConfig(BaseModel):
         models[last[0]] = str(last[1] / "final_model")
         out: dict[str, Any] = {}
         for name, path in models.items():
-            out[name] = validate(f"evaluation ({name})", config_class, _merge(template, {
-                **wired, "run_name": name, "model": {"path": path, "name": name}}))
+            out[name] = validate("evaluation", config_class, _merge(template, {
+                **wired, "run_name": name, "model": {"path": path}}))
         for method in self.compare.baselines:
             backend = {"kind": "baseline", "baseline": {"method": method, "training_data": [str(self.ehr_ins_jsonl)]}}
             section = _merge({k: v for k, v in template.items() if k not in ("decoding",)}, {
                 **wired, "run_name": f"baseline_{method}", "model": {"name": f"baseline: {method}"},
                 "backend": backend})
-            out[f"baseline_{method}"] = validate(f"evaluation (baseline {method})", config_class, section)
+            out[f"baseline_{method}"] = validate("evaluation", config_class, section)
         self._last_evaluated = last[0]
         return out
 

@@ -54,13 +54,35 @@ def test_every_stage_resolved_config_is_written_to_the_run_directory(tmp_path):
     folder = write_resolved_configs(cfg)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         f"{name}.yaml" for name in ["pipeline", "datasets", "thinking_graph", "sft_stage1", "sft_stage2", "rl",
-                                    "evaluation"])
+                                    "evaluation", "evaluation_untrained", "evaluation_stage1", "evaluation_stage2",
+                                    "evaluation_baseline_prior", "evaluation_baseline_count_lr"])
     import yaml
 
     stage2 = yaml.safe_load((folder / "sft_stage2.yaml").read_text())
     assert stage2["model_path"] == str(tmp_path / "runs" / "demo_stage1" / "final_model")
     evaluation = yaml.safe_load((folder / "evaluation.yaml").read_text())
     assert evaluation["model"]["path"] == str(tmp_path / "runs" / "demo_rl" / "final_model")
+    untrained = yaml.safe_load((folder / "evaluation_untrained.yaml").read_text())
+    assert untrained["model"]["path"] == str(tmp_path / "tiny_model")  # stage 1's starting point
+    baseline = yaml.safe_load((folder / "evaluation_baseline_count_lr.yaml").read_text())
+    assert baseline["backend"]["baseline"]["training_data"] == [str(tmp_path / "datasets" / "ehr_ins" /
+                                                                    "ehr_ins.jsonl")]
+    # every run scores the same samples: one benchmark selection
+    assert {yaml.safe_load(p.read_text())["benchmark"]["seed"] for p in folder.glob("evaluation*.yaml")} == {0}
+
+
+def test_the_chain_compares_every_stage_with_the_untrained_model_and_the_baselines(tmp_path):
+    cfg = load_config(PipelineConfig, DEMO, [f"output_dir={tmp_path}"])
+    assert list(cfg.evaluation_configs()) == ["untrained", "stage1", "stage2", "rl", "baseline_prior",
+                                              "baseline_count_lr"]
+    assert cfg.comparison_pairs() == [("untrained", "stage1"), ("stage1", "stage2"), ("stage2", "rl"),
+                                      ("untrained", "rl"), ("baseline_prior", "rl"), ("baseline_count_lr", "rl")]
+    last = load_config(PipelineConfig, DEMO, [f"output_dir={tmp_path}", "rl=null", "compare.stages=false",
+                                              "compare.baselines=[]"])
+    assert list(last.evaluation_configs()) == ["untrained", "stage2"]
+    assert last.comparison_pairs() == [("untrained", "stage2")]
+    ev = cfg.evaluation_config()
+    assert ev.decoding.budget == "from_training" and ev.decoding.training_data == [str(cfg.ehr_ins_jsonl)]
 
 
 def test_summary_names_the_report_metrics_dashboard_and_how_to_serve(tmp_path):
@@ -109,6 +131,18 @@ def test_small_pipeline_end_to_end(tmp_path, ray_session):
     assert [h["step"] for h in rl_log if "reward" in h] == list(range(1, cfg.rl_config().grpo.max_steps + 1))
     assert metrics["run"]["model"] == str(result.rl_model) and metrics["run"]["scored"] > 0
     assert result.metrics["overall"] and (tmp_path / "run_configs" / "evaluation.yaml").is_file()
+    # every model and baseline scored the same samples; none was refused for length; the summary prints the table
+    import pandas as pd
+
+    ids = {name: set(pd.read_parquet(tmp_path / "evaluation" / name / "scores.parquet")["sample_id"])
+           for name in cfg.evaluation_configs()}
+    assert len({frozenset(v) for v in ids.values()}) == 1 and all(ids.values())
+    for name in ("untrained", "stage1", "stage2", "rl"):
+        scores = pd.read_parquet(tmp_path / "evaluation" / name / "scores.parquet")
+        assert (scores["outcome"] != "refused").all() and (scores["prompt_tokens"] + scores["max_new_tokens"]
+                                                            <= 2048).all()
+    assert result.comparison.is_file() and "baseline_count_lr" in text and "Paired differences" in \
+        result.comparison.read_text()
 
     # A job stopped after stage 2 (RL and evaluation outputs gone) resumes from there: the finished stages are
     # skipped with byte-identical outputs, the missing ones run again.

@@ -66,7 +66,9 @@ SPECIFIC = {
         {**CHAT, "messages": [{"role": "user", "content": "\ud800 lone surrogate"}]},
         {**CHAT, "messages": [{"role": "assistant", "content": "no user turn"}]},
         {**CHAT, "messages": [{"role": "user", "content": "Sodium " * 2000}]},  # > max_input_tokens
-        {**CHAT, "stop": ["", "x"]}, {**CHAT, "stop": [1]}, {**CHAT, "n": 3}, {**CHAT, "logprobs": True},
+        {**CHAT, "stop": ["", "x"]}, {**CHAT, "stop": [1]}, {**CHAT, "n": 3}, {**CHAT, "logprobs": "yes"},
+        {**CHAT, "top_logprobs": 3}, {**CHAT, "logprobs": True, "top_logprobs": 21},
+        {**CHAT, "logprobs": True, "stream": True},
         {**CHAT, "tools": [{"type": "function"}]}, {**CHAT, "stream": "yes"}, {**CHAT, "stream_options": []},
         {**CHAT, "chat_template_kwargs": {"tokenize": True}},
         {**CHAT, "chat_template_kwargs": {"add_generation_prompt": "x", "conversation": 1}},

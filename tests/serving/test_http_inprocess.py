@@ -86,7 +86,8 @@ def test_too_many_prompt_tokens_is_413(stack):
     (b'{"messages": [{"role": "wizard", "content": "hi"}]}', "role"),
     (b'{"messages": [{"role": "user", "content": "hi"}], "n": 2}', "n"),
     (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": -1}', "temperature"),
-    (b'{"messages": [{"role": "user", "content": "hi"}], "logprobs": true}', "logprobs is not supported"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "logprobs": true, "stream": true}', "stream=true"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}', "top_logprobs needs logprobs"),
     (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 65}', "limits.max_new_tokens"),
 ])
 def test_malformed_or_invalid_is_422(stack, content, fragment):
@@ -235,6 +236,44 @@ def test_predict_unknown_task_is_422(stack):
 def test_tasks_route_lists_the_suite(stack):
     data = call(stack[1], "GET", "/v1/ehr/tasks", headers=AUTH).json()["data"]
     assert len(data) == 46 and {t["kind"] for t in data} == {"decision", "risk"}
+
+
+def test_legacy_completions_refuse_logprobs(stack):
+    r = call(stack[1], "POST", "/v1/completions", headers=AUTH, json={"prompt": "hi", "logprobs": True})
+    assert "logprobs is not supported on this route" in assert_openai_error(r, 422)["message"]
+
+
+def test_chat_logprobs_are_the_openai_shape_and_agree_with_predict(stack):
+    """What the HTTP evaluation backend reads: p(yes) from top_logprobs of the first answer token equals the
+    /v1/ehr/predict score on the same prompt (thinking off)."""
+    from serving.openai_schema import ChatCompletionRequest
+    from serving.scoring import p_yes_from_logprobs
+    from training.chat_format import build_messages
+
+    service, app = stack
+    ehr, instruction = "## Admissions [2180-06-26 18:27:00]\n- Admission_Type: URGENT", "Will the patient die?"
+    body = {"messages": build_messages(ehr, instruction, False), "max_tokens": 4, "logprobs": True,
+            "top_logprobs": 20, "chat_template_kwargs": {"enable_thinking": False}}
+    out = call(app, "POST", "/v1/chat/completions", headers=AUTH, json=body).json()
+    content = out["choices"][0]["logprobs"]["content"]
+    assert "".join(c["token"] for c in content) == out["choices"][0]["message"]["content"]
+    for c in content:
+        assert set(c) == {"token", "logprob", "bytes", "top_logprobs"} and c["logprob"] <= 0
+        tops = [t["logprob"] for t in c["top_logprobs"]]
+        assert len(tops) == 20 and tops == sorted(tops, reverse=True) and c["logprob"] <= tops[0] + 1e-6
+        assert c["bytes"] == list(c["token"].encode())
+    top = {t["token"]: t["logprob"] for t in content[0]["top_logprobs"]}
+    vocab = len(service.codec.tokenizer)
+    prompt = service.chat_prompt(ChatCompletionRequest(**body))
+    exact = dict(asyncio.run(service.engine.token_logprobs(prompt, [service.codec.yes_id], vocab))[0][1])
+    predict = call(app, "POST", "/v1/ehr/predict", headers=AUTH,
+                   json={"ehr": ehr, "instruction": instruction, "kind": "risk", "thinking": False}).json()
+    assert predict["p_yes"] == pytest.approx(p_yes_from_logprobs(exact[service.codec.yes_id],
+                                                                 exact[service.codec.no_id]), rel=1e-5)
+    if "yes" in top and "no" in top:
+        assert predict["p_yes"] == pytest.approx(p_yes_from_logprobs(top["yes"], top["no"]), rel=1e-4)
+    assert call(app, "POST", "/v1/chat/completions", headers=AUTH,
+                json={**body, "logprobs": False, "top_logprobs": None}).json()["choices"][0]["logprobs"] is None
 
 
 def test_engine_logprobs_are_normalised(stack):

@@ -108,6 +108,78 @@ def test_predict_over_serve(served):
     assert bad.status_code == 422
 
 
+def _answering_model(tiny_model_dir: str, bench, out) -> str:
+    """The tiny model after a few steps on the fixture's risk prompts -> yes/no, so that both words are among its
+    top log-probs (an untrained model puts neither in its top 20 and the OpenAI route cannot score it)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from evaluation.samples import add_prompts, load_ehr_bench
+    from serving.prompts import PromptCodec
+
+    codec = PromptCodec(tiny_model_dir, 1024)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    frame = add_prompts(load_ehr_bench([str(bench)]), thinking="off")
+    rows = [(codec.encode(codec.render_chat(json.loads(r.messages), enable_thinking=False)),
+             codec.yes_id if r.label == 1 else codec.no_id) for r in frame.itertuples() if r.kind == "risk"]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    torch.manual_seed(0)
+    for _ in range(30):
+        loss = sum(torch.nn.functional.cross_entropy(model(input_ids=torch.tensor([ids])).logits[0, -1:],
+                                                     torch.tensor([answer])) for ids, answer in rows) / len(rows)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.save_pretrained(out)
+    codec.tokenizer.save_pretrained(out)
+    return str(out)
+
+
+def test_http_evaluation_of_the_served_model_agrees_with_the_in_process_backend(served, tiny_model_dir, tmp_path,
+                                                                               monkeypatch):
+    """The HTTP baseline path run against the project's own endpoint: decision completions and p(yes) (read from
+    the chat route's top_logprobs) are what the transformers backend computes in-process on the same samples."""
+    import pandas as pd
+    from ray import serve
+
+    from evaluation.config import EvaluateConfig
+    from evaluation.run import evaluate
+    from jobkit.config import validate_config
+    from serving.app import build_app_from_config
+    from serving.config import ServeConfig
+    from tests.evaluation.ehr_bench_fixture import write_ehr_bench
+
+    bench = write_ehr_bench(tmp_path / "ehr_bench.jsonl", per_task=3)
+    model_dir = _answering_model(tiny_model_dir, bench, tmp_path / "answering")
+    cfg = ServeConfig.model_validate({
+        "app_name": "ehr-eval-http", "model": {"path": model_dir, "served_name": "tiny"},
+        "engine": {"kind": "transformers", "transformers": {"torch_threads": 1}},
+        "http": {"port": int(served.rsplit(":", 1)[1]), "route_prefix": "/answering"},
+        "auth": {"api_keys_env": None, "api_keys_file": None}, "deployment": {"num_cpus": 0.5}})
+    serve.run(build_app_from_config(cfg), name="ehr-eval-http", route_prefix="/answering")
+    served = f"{served}/answering"
+    tiny_model_dir = model_dir
+    monkeypatch.setenv("EHR_EVAL_API_KEY", KEY)
+    common = {"output_dir": str(tmp_path), "progress": False, "benchmark": {"paths": [str(bench)]},
+              "prompting": {"thinking": "off"}, "scoring": {"n_bootstrap": 0}}
+    evaluate(validate_config(EvaluateConfig, {**common, "run_name": "http", "model": {"name": "tiny"}, "backend": {
+        "kind": "http", "max_new_tokens": 8, "http": {"base_url": served, "model": "tiny", "max_retries": 1}}}))
+    evaluate(validate_config(EvaluateConfig, {**common, "run_name": "local", "model": {"path": tiny_model_dir},
+                                              "backend": {"kind": "transformers", "max_new_tokens": 8}}))
+    http = pd.read_parquet(tmp_path / "http" / "scores.parquet").set_index("sample_id")
+    local = pd.read_parquet(tmp_path / "local" / "scores.parquet").set_index("sample_id").loc[http.index]
+    decision = http["kind"] == "decision"
+    assert (http.loc[decision, "completion"] == local.loc[decision, "completion"]).all()
+    risk = http[http["kind"] == "risk"]
+    scored = risk[risk["outcome"] == "answered"]
+    # a refused risk sample says why (the untrained model may put neither word in its top 20)
+    assert risk.loc[risk["outcome"] != "answered", "error"].str.contains("top log-probs").all()
+    assert len(scored) > 0
+    assert len(scored) == len(risk)  # the answering model puts both words in its top 20 everywhere
+    assert scored["p_yes"].to_numpy() == pytest.approx(local.loc[scored.index, "p_yes"].to_numpy(), abs=1e-4)
+    serve.delete("ehr-eval-http")
+
+
 def test_overload_returns_503_not_a_hang(served):
     """24 simultaneous long generations against 2 running + 2 queued slots: the overflow is rejected at once
     with 503 by Serve (Ray 2.60 BackPressureError -> HTTP 503), everything else succeeds."""
