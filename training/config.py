@@ -22,6 +22,14 @@ class TinyModelSpec(_Strict):
     output_dir: str
     vocab_size: int = Field(512, ge=300)
     seed: int = 0
+    hidden_size: int = Field(64, ge=8)
+    intermediate_size: int = Field(128, ge=8)
+    num_hidden_layers: int = Field(2, ge=1)
+    num_attention_heads: int = Field(2, ge=1)
+    """Heads of 64 dimensions each (vLLM's head_dim), whatever ``hidden_size`` is."""
+    max_position_embeddings: int = Field(2048, ge=64)
+    """The model's context; evaluation fits prompt + new tokens into it. Training at ``data.max_seq_length`` equal
+    to it means evaluation never shows the model a position it has not learnt."""
 
 
 class DataSpec(_Strict):
@@ -35,7 +43,9 @@ class DataSpec(_Strict):
     mix: Literal["shuffle", "curriculum"] = "shuffle"
     """With two paths: shuffle them together, or a curriculum whose share of the SECOND path ramps up linearly."""
     max_samples: int | None = Field(None, ge=1)
-    """Use at most this many records per path (smoke runs)."""
+    """Use at most this many records per path: a seeded sample stratified by task (an equal share per task, the
+    rest from tasks with more records), so a small budget still covers every task. EHR-Ins files run task by task:
+    the first N records would hold a handful of tasks."""
     max_seq_length: int = Field(8192, ge=16)
     packing: bool = True
     """Pack several examples per row (block-diagonal attention via per-example position_ids) instead of padding."""

@@ -31,8 +31,32 @@ REQUIRED_KEYS = ("instruction", "input", "output")
 _SENTINEL = "\u2063EHR_INPUT\u2063"
 
 
-def read_records(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """Read ``instruction, input, output[, reasoning]`` from a jsonl or parquet file."""
+def stratified_by_task(records: list[dict[str, Any]], limit: int, seed: int) -> list[dict[str, Any]]:
+    """A seeded sample of ``limit`` records with an equal share per task (``task_info.task``; records without one
+    form one group); tasks with fewer records give their share to the others. Returned in file order."""
+    import random
+
+    groups: dict[str, list[int]] = {}
+    for i, rec in enumerate(records):
+        groups.setdefault(str((rec.get("task_info") or {}).get("task", "")), []).append(i)
+    rng = random.Random(seed)
+    queues = [groups[t] for t in sorted(groups)]
+    for idx in queues:
+        rng.shuffle(idx)
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < limit:  # round-robin over tasks: one record of each task per round
+        added = [q[depth] for q in queues if depth < len(q)]
+        if not added:
+            break
+        picked += added[:limit - len(picked)]
+        depth += 1
+    return [records[i] for i in sorted(picked)]
+
+
+def read_records(path: str | Path, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """Read ``instruction, input, output[, reasoning]`` from a jsonl or parquet file; with ``limit``, a seeded
+    task-stratified sample of that many records (:func:`stratified_by_task`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data.paths: {path} does not exist; point it to an EHR-Ins jsonl/parquet export")
@@ -41,15 +65,17 @@ def read_records(path: str | Path, limit: int | None = None) -> list[dict[str, A
 
         names = pq.read_schema(path).names
         cols = [c for c in (*REQUIRED_KEYS, "reasoning") if c in names]
-        records = pq.read_table(path, columns=cols).to_pylist()[:limit]
+        if "task_info" in names:
+            cols.append("task_info")
+        records = pq.read_table(path, columns=cols).to_pylist()
     else:
         records = []
         with path.open() as fh:
             for line in fh:
                 if line.strip():
                     records.append(json.loads(line))
-                    if limit is not None and len(records) >= limit:
-                        break
+    if limit is not None and len(records) > limit:
+        records = stratified_by_task(records, limit, seed)
     for n, rec in enumerate(records):
         missing = [k for k in REQUIRED_KEYS if k not in rec]
         if missing:
@@ -114,7 +140,8 @@ def tokenize_examples(tokenizer, records: list[dict], spec: DataSpec,
 def build_rows(tokenizer, spec: DataSpec, seed: int) -> tuple[dict[str, list], PrepStats]:
     """All training rows (columns ``input_ids, labels[, position_ids]``) in training order, plus statistics."""
     stats = PrepStats()
-    sources = [tokenize_examples(tokenizer, read_records(p, spec.max_samples), spec, stats) for p in spec.paths]
+    sources = [tokenize_examples(tokenizer, read_records(p, spec.max_samples, seed), spec, stats)
+               for p in spec.paths]
     if any(not s for s in sources):
         raise ValueError(f"data: no example fits max_seq_length={spec.max_seq_length}; raise data.max_seq_length")
     if len(sources) == 2:
@@ -172,10 +199,10 @@ def prepare_dataset(spec: DataSpec, model_path: str | Path, out_dir: str | Path,
     return out_dir, stats
 
 
-def corpus_lines(paths: list[str], limit: int | None = None):
+def corpus_lines(paths: list[str], limit: int | None = None, seed: int = 0):
     """Text lines of the records, to train the tiny model's tokenizer on the data it will see."""
     for p in paths:
-        for rec in read_records(p, limit):
+        for rec in read_records(p, limit, seed):
             for key in ("input", "instruction", "reasoning"):
                 if rec.get(key):
                     yield from str(rec[key]).splitlines()

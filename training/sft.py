@@ -50,8 +50,12 @@ def resolve_model(cfg: SFTJobConfig) -> Path:
         from training.tiny_model import build_tiny_model
 
         spec = cfg.tiny_model
-        return build_tiny_model(spec.output_dir, corpus=corpus_lines(cfg.data.paths, cfg.data.max_samples),
-                                vocab_size=spec.vocab_size, seed=spec.seed)
+        return build_tiny_model(spec.output_dir, corpus=corpus_lines(cfg.data.paths, cfg.data.max_samples,
+                                                                     cfg.train.seed),
+                                vocab_size=spec.vocab_size, seed=spec.seed, hidden_size=spec.hidden_size,
+                                intermediate_size=spec.intermediate_size, num_hidden_layers=spec.num_hidden_layers,
+                                num_attention_heads=spec.num_attention_heads,
+                                max_position_embeddings=spec.max_position_embeddings)
     return Path(cfg.model_path).expanduser()
 
 

@@ -18,6 +18,7 @@ def test_vllm_backend_matches_transformers(ray_session, eval_tiny_model, ehr_ben
     from evaluation.inference import read_predictions, run_inference
 
     frame = add_prompts(cap_per_task(load_ehr_bench([str(ehr_bench_file)]), 2))
+    frame["max_new_tokens"] = 0  # 0 = the backend's own budget
     backend = VLLMBackend(eval_tiny_model, max_new_tokens=8, max_input_tokens=1024, batch_size=8,
                           engine_kwargs={"dtype": "float32", "enforce_eager": True, "max_num_seqs": 8},
                           env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_TARGET_DEVICE": "cpu"})

@@ -34,7 +34,8 @@ def test_job_writes_report_logs_mlflow_compares_and_resumes(ray_session, tmp_pat
     bench = write_ehr_bench(tmp_path / "bench" / "ehr_bench.jsonl", per_task=4)
     base = ["--config", str(CONFIGS[[p.stem for p in CONFIGS].index("demo")]), f"output_dir={tmp_path / 'eval'}",
             f"model.path={model}", f"benchmark.paths=[{bench}]", f"mlflow_tracking_uri={tmp_path / 'mlruns'}",
-            "backend.max_new_tokens=8", "scoring.n_bootstrap=30", "progress=false"]
+            f"decoding.training_data=[{bench}]", "backend.max_new_tokens=8", "scoring.n_bootstrap=30",
+            "progress=false"]
     job.main(base + ["run_name=a"])
     run = tmp_path / "eval" / "a"
     metrics = json.loads((run / "metrics.json").read_text())
@@ -55,7 +56,9 @@ def test_job_writes_report_logs_mlflow_compares_and_resumes(ray_session, tmp_pat
     # a second run compares itself with the first; a re-run of the first predicts nothing again
     job.main(base + ["run_name=b", "prompting.mode=baseline", f"compare_with=[{run}]"])
     comparison = (tmp_path / "eval" / "b" / "comparison.md").read_text()
-    assert "| metric | b | a |" in comparison and "Inpatient_Mortality" in comparison
+    assert "| metric | a | b |" in comparison and "Inpatient_Mortality" in comparison
+    assert "b − a" in comparison and "## Verdict" in comparison  # the paired difference, in words too
+    assert (tmp_path / "eval" / "b" / "comparison.json").is_file()
     parts = sorted((run / "predictions").glob("part-*.parquet"))
     job.main(base + ["run_name=a"])
     assert sorted((run / "predictions").glob("part-*.parquet")) == parts
