@@ -39,6 +39,8 @@ class PipelineResult:
     #: the comparison of every evaluated model (``comparison.html``) and its headline rows (name -> overall)
     comparison: Path | None = None
     headline: dict[str, dict] | None = None
+    #: what ``rl.grpo.check`` found wrong with the RL run (zero-variance groups, unchanged weights); empty = fine
+    rl_warnings: list[str] | None = None
 
     @property
     def final_model(self) -> Path:
@@ -126,11 +128,18 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
     stage2 = _sft_stage(cfg, 2, f"[4/{steps}]")
     rl_model = run_rl_stage(cfg, f"[5/{steps}]")
 
+    rl_warnings = None
+    if rl_model is not None:
+        import json
+
+        check = rl_model.parent / "rl_check.json"
+        rl_warnings = json.loads(check.read_text())["warnings"] if check.is_file() else []
     report = metrics = comparison = headline = None
     if cfg.evaluation_config() is not None:
         report, metrics, comparison, headline = run_evaluation_stage(cfg, f"[{steps}/{steps}]")
     return PipelineResult(summaries, cfg.reasoning_jsonl, stage1, stage2, report, rl_model=rl_model,
-                          metrics=metrics, dashboard_url=_dashboard_url(), comparison=comparison, headline=headline)
+                          metrics=metrics, dashboard_url=_dashboard_url(), comparison=comparison, headline=headline,
+                          rl_warnings=rl_warnings)
 
 
 def run_evaluation_stage(cfg: PipelineConfig, step: str):

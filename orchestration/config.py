@@ -134,6 +134,13 @@ class PipelineConfig(BaseModel):
                 "run": {"storage_path": runs}}))
             if s2 is not None and s2.run.name == s1.run.name:
                 errors.append("stage2.run.name: must differ from stage1.run.name, or stage 2 overwrites stage 1")
+            if s1.tiny_model is not None:  # one token budget: no stage trains past the model's context
+                context = s1.tiny_model.max_position_embeddings
+                for name, stage in (("stage1", s1), ("stage2", s2)):
+                    if stage is not None and stage.data.max_seq_length > context:
+                        errors.append(f"{name}.data.max_seq_length: {stage.data.max_seq_length} > the tiny model's "
+                                      f"context stage1.tiny_model.max_position_embeddings={context}; lower it or "
+                                      "raise the context")
             self._stage_cfgs = {1: s1, 2: s2}
             if self.rl is not None and s2 is not None:
                 self._rl_cfg = validate("rl", _rl_job_config(), self._rl_section(s2, runs))
@@ -191,7 +198,10 @@ class PipelineConfig(BaseModel):
 
     def _rl_section(self, s2, runs: str) -> dict[str, Any]:
         rl = self._defaults_under_output(self.rl or {})
-        rl.setdefault("data", {"sources": [{"kind": "ehr_ins", "path": str(self.ehr_ins_jsonl), "max_samples": 64}]})
+        rl.setdefault("data", {"sources": [{"kind": "ehr_ins", "max_samples": 64}]})
+        for source in rl["data"].get("sources") or []:  # an ehr_ins source without a path reads the chain's export
+            if isinstance(source, dict) and source.get("kind") == "ehr_ins" and not source.get("path"):
+                source["path"] = str(self.ehr_ins_jsonl)
         rl.setdefault("backend", "trl")
         return _merge(rl, {"model_path": str(Path(runs) / s2.run.name / "final_model"),
                            "run": {"storage_path": runs}})
@@ -228,13 +238,13 @@ class PipelineConfig(BaseModel):
         return dict(self._evaluation_cfgs)
 
     def comparison_pairs(self) -> list[tuple[str, str]]:
-        """(a, b) run names whose paired difference b - a the report shows: stage over stage, and the last model
-        over the untrained model and over every baseline."""
+        """(a, b) run names whose paired difference b - a the report shows: stage over stage, every stage over the
+        untrained model, and the last model over every baseline."""
         names = [n for n in self._evaluation_cfgs if not n.startswith("baseline_")]
         pairs = list(zip(names, names[1:]))
         last = self._last_evaluated
-        if "untrained" in names and ("untrained", last) not in pairs and last != "untrained":
-            pairs.append(("untrained", last))
+        if "untrained" in names:  # every trained model against its starting point
+            pairs += [("untrained", n) for n in names[2:]]
         pairs += [(b, last) for b in self._evaluation_cfgs if b.startswith("baseline_")]
         return pairs
 

@@ -39,6 +39,9 @@ def describe(cfg: PipelineConfig, result: PipelineResult) -> str:
                          for name, s in result.datasets.items())
     timelines = cfg.datasets_config().output_dir
     rl = f"\n  RL (GRPO)  {result.rl_model}" if result.rl_model else ""
+    if result.rl_model and result.rl_warnings:
+        rl = (f"\n  RL (GRPO)  {result.rl_model}\n             NOT AN RL MODEL: " +
+              "; ".join(result.rl_warnings) + f" (see {result.rl_model.parent / 'rl_check.json'})")
     report = f"Evaluation report:       {result.report}\n" if result.report else ""
     if result.comparison:
         report = (f"Every model, same samples (paired differences, patient-level intervals):\n"

@@ -38,6 +38,10 @@ class PromptSourceSpec(_Strict):
     reweight_classes: bool = False
     """ehrshot only: reward weight 0.5 * N / N_class (EHRMIND's balanced-accuracy reward)."""
     max_samples: int | None = Field(None, ge=1)
+    """At most this many prompts: a seeded sample with an equal share per task (the files run task by task)."""
+    thinking: Literal["task_default", "off"] = "task_default"
+    """ehr_ins: task_default thinks on decision and text tasks (EHR-R1); off answers every task after the empty
+    think block, the mode a model trained without reasoning chains can finish within a short completion budget."""
 
 
 class DataSpec(_Strict):

@@ -37,7 +37,9 @@ class DataSpec(_Strict):
     """jsonl or parquet files of EHR-Ins records (instruction, input, output[, reasoning]). Stage 2 may name two:
     e.g. the reasoning set and a non-reasoning set to mix in."""
     format: Literal["plain", "reasoning"] = "plain"
-    """plain (stage 1): user ``{input}\\n{instruction}``, assistant = labels (empty think block).
+    """plain (stage 1): user ``{input}\\n{instruction}\\n/no_think``, assistant = labels after the empty think block:
+    the prompt evaluation and serving send with thinking off (the reference's stage 1 had no switch; a model that
+    never saw ``/no_think`` answers the evaluation's no-think prompt with the majority answer of every task).
     reasoning (stage 2): records with a ``reasoning`` get ``\\n/think`` and ``<think>\\n{reasoning}\\n</think>\\n\\n``;
     records without one get ``\\n/no_think`` and the empty think block."""
     mix: Literal["shuffle", "curriculum"] = "shuffle"

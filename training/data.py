@@ -41,6 +41,7 @@ def stratified_by_task(records: list[dict[str, Any]], limit: int, seed: int) -> 
         groups.setdefault(str((rec.get("task_info") or {}).get("task", "")), []).append(i)
     rng = random.Random(seed)
     queues = [groups[t] for t in sorted(groups)]
+    rng.shuffle(queues)  # a limit below the task count draws tasks, not the alphabetically first ones
     for idx in queues:
         rng.shuffle(idx)
     picked: list[int] = []
@@ -92,7 +93,7 @@ def answer_text(output: Any) -> str:
 def render_segments(tokenizer, record: dict[str, Any], fmt: str) -> tuple[str, str, str, str]:
     """``(prefix, input, suffix, completion)`` strings of one record, via the tokenizer's chat template."""
     reasoning = record.get("reasoning") if fmt == "reasoning" else None
-    thinking = None if fmt == "plain" else bool(reasoning)
+    thinking = False if fmt == "plain" else bool(reasoning)
     msgs = build_messages(_SENTINEL, record["instruction"], thinking)
     prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     assistant = {"role": "assistant", "content": format_assistant(answer_text(record["output"]), reasoning)}

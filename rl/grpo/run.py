@@ -26,6 +26,8 @@ class RLResult:
     run_dir: Path
     metrics: dict
     prompts: dict
+    #: ``rl.grpo.check.check_rl_run``: per-step reward statistics, the weight change, warnings
+    check: dict | None = None
 
 
 def run_dir_of(cfg: RLJobConfig) -> Path:
@@ -107,4 +109,8 @@ def run_grpo(cfg: RLJobConfig) -> RLResult:
     if not (final / "config.json").is_file():
         raise RuntimeError(f"GRPO finished but {final} holds no model; see the worker logs")
     log.info("final model: %s", final)
-    return RLResult(final_model=final, run_dir=run_dir, metrics=dict(result.metrics or {}), prompts=counts)
+    from rl.grpo.check import check_rl_run
+
+    check = check_rl_run(model_path, final)
+    return RLResult(final_model=final, run_dir=run_dir, metrics=dict(result.metrics or {}), prompts=counts,
+                    check=check)

@@ -48,9 +48,9 @@ def _ehr_ins_rows(path: Path) -> Iterator[dict[str, Any]]:
                     raise ValueError(f"{path}:{n}: not JSON ({exc})") from None
 
 
-def ehr_ins_prompts(path: str | Path, tasks: set[str] | None = None) -> Iterator[RLPrompt]:
-    """EHR-Ins records -> prompts. Decision-making tasks think (``/think``, set F1); risk tasks answer yes/no
-    without thinking (``/no_think``); text tasks get ROUGE-1."""
+def ehr_ins_prompts(path: str | Path, tasks: set[str] | None = None, think: bool = True) -> Iterator[RLPrompt]:
+    """EHR-Ins records -> prompts. Decision-making tasks think (``/think``, set F1; ``think=False``: no thinking);
+    risk tasks answer yes/no without thinking (``/no_think``); text tasks get ROUGE-1."""
     path = Path(path)
     for n, rec in enumerate(_ehr_ins_rows(path), 1):
         info = rec.get("task_info") or {}
@@ -64,13 +64,13 @@ def ehr_ins_prompts(path: str | Path, tasks: set[str] | None = None) -> Iterator
         metric = info["metric"]
         if metric in SET_METRICS:
             target = list(info.get("target") or [x for x in str(rec["output"]).split("\n") if x.strip()])
-            reward, thinking, extra = "ehr_set_f1", True, {"metric": metric}
+            reward, thinking, extra = "ehr_set_f1", think, {"metric": metric}
         elif metric in PROBABILITY_METRICS | PREFIX_METRICS:
             target = str(info.get("label") or rec["output"]).strip()
             reward, thinking, extra = "ehr_yes_no", False, {}
         elif metric in TEXT_METRICS:
             target = str(rec["output"])
-            reward, thinking, extra = "ehr_rouge1", True, {}
+            reward, thinking, extra = "ehr_rouge1", think, {}
         else:
             raise ValueError(f"{path}: record {n} has task_info.metric {metric!r}; expected one of "
                              f"{sorted(SET_METRICS | PROBABILITY_METRICS | PREFIX_METRICS | TEXT_METRICS)}")

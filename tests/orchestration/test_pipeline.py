@@ -40,6 +40,7 @@ def test_demo_config_wires_stages_under_output_dir(tmp_path):
     ("reasoning.max_samples=0", "reasoning.max_samples"),
     ("evaluation.backend.kind=teleport", "evaluation.backend.kind"),
     ("datasets.presets=[ehr_ins]", "evaluation: needs the ehr_bench dataset"),
+    ("stage2.data.max_seq_length=1024", "stage2.data.max_seq_length: 1024 > the tiny model's context"),
 ])
 def test_invalid_stage_settings_fail_before_any_work(tmp_path, override, fragment):
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
@@ -76,7 +77,8 @@ def test_the_chain_compares_every_stage_with_the_untrained_model_and_the_baselin
     assert list(cfg.evaluation_configs()) == ["untrained", "stage1", "stage2", "rl", "baseline_prior",
                                               "baseline_count_lr"]
     assert cfg.comparison_pairs() == [("untrained", "stage1"), ("stage1", "stage2"), ("stage2", "rl"),
-                                      ("untrained", "rl"), ("baseline_prior", "rl"), ("baseline_count_lr", "rl")]
+                                      ("untrained", "stage2"), ("untrained", "rl"), ("baseline_prior", "rl"),
+                                      ("baseline_count_lr", "rl")]
     last = load_config(PipelineConfig, DEMO, [f"output_dir={tmp_path}", "rl=null", "compare.stages=false",
                                               "compare.baselines=[]"])
     assert list(last.evaluation_configs()) == ["untrained", "stage2"]
@@ -110,7 +112,7 @@ def test_small_pipeline_end_to_end(tmp_path, ray_session):
     overrides = [f"output_dir={tmp_path}", "datasets.timelines.synthetic.num_patients=40",
                  "evaluation.benchmark.max_samples_per_task=2", "reasoning.max_samples=32",
                  "stage1.data.max_samples=48", "stage1.data.max_seq_length=512", "stage1.train.num_train_epochs=1",
-                 "stage2.data.max_samples=32", "stage2.data.max_seq_length=1024", "stage2.train.num_train_epochs=1"]
+                 "stage2.data.max_samples=32", "stage2.data.max_seq_length=512", "stage2.train.num_train_epochs=1"]
     cfg = load_config(PipelineConfig, DEMO, overrides)
     result = run_pipeline(cfg)
     assert result.datasets["ehr_ins"]["samples"] > 0

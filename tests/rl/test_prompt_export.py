@@ -151,3 +151,23 @@ def test_unknown_ehrshot_task_and_missing_paths(meds_root):
         list(ehrshot_prompts(meds_root, ["chexpert"]))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         export_prompts([PromptSourceSpec(kind="medcalc", path="/nonexistent.csv")], "/tmp/unused.jsonl")
+
+
+def test_max_samples_draws_prompts_from_every_task_and_thinking_off_is_applied(tmp_path):
+    from collections import Counter
+
+    from rl.config import PromptSourceSpec
+    from rl.prompts.export import source_prompts
+
+    path = tmp_path / "ehr_ins.jsonl"
+    rows = []
+    for t, metric in (("labevents", "recall"), ("prescriptions", "recall"), ("Inpatient_Mortality", "aucroc")):
+        for i in range(20):
+            rows.append({"idx": len(rows), "instruction": f"{t}?", "input": "## EHR", "output": "yes",
+                         "task_info": {"task": t, "metric": metric, "target": ["yes"], "label": "yes"}})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    picked = list(source_prompts(PromptSourceSpec(kind="ehr_ins", path=str(path), max_samples=9, thinking="off")))
+    assert Counter(p.task for p in picked) == {"labevents": 3, "prescriptions": 3, "Inpatient_Mortality": 3}
+    assert all(p.prompt[-1]["content"].endswith("/no_think") for p in picked)
+    default = list(source_prompts(PromptSourceSpec(kind="ehr_ins", path=str(path), max_samples=9)))
+    assert {p.prompt[-1]["content"].endswith("/think") for p in default if p.task != "Inpatient_Mortality"} == {True}

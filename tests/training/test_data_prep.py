@@ -45,15 +45,17 @@ HEAD = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>
 @pytest.mark.parametrize(
     ("idx", "fmt", "suffix", "completion"),
     [
-        (0, "plain", "\nPredict the diagnoses.<|im_end|>\n<|im_start|>assistant\n",
-         "<think>\n\n</think>\n\nAcute kidney failure\nSepsis<|im_end|>\n"),
+        # stage 1 (plain) trains the prompt evaluation and serving send with thinking off: /no_think and the
+        # pre-filled empty think block, as stage 2's records without reasoning
+        (0, "plain", "\nPredict the diagnoses.\n/no_think<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+         "Acute kidney failure\nSepsis<|im_end|>\n"),
         (0, "reasoning", "\nPredict the diagnoses.\n/think<|im_end|>\n<|im_start|>assistant\n",
          "<think>\n## Extraction\nHigh creatinine.\n## Final Results\n</think>\n\nAcute kidney failure\nSepsis<|im_end|>\n"),
         # no reasoning in stage 2: /no_think; the tiny template pre-fills the empty think block in the prompt
         (1, "reasoning", "\nWill the patient be readmitted?\n/no_think<|im_end|>\n<|im_start|>assistant\n"
                          "<think>\n\n</think>\n\n", "no<|im_end|>\n"),
-        (2, "plain", "\nPredict the medications.<|im_end|>\n<|im_start|>assistant\n",
-         "<think>\n\n</think>\n\nHeparin\nInsulin<|im_end|>\n"),
+        (2, "plain", "\nPredict the medications.\n/no_think<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+         "Heparin\nInsulin<|im_end|>\n"),
     ],
 )
 def test_render_segments(tok, idx, fmt, suffix, completion):
@@ -77,7 +79,8 @@ def test_truncation_keeps_answer_and_latest_input(tok, data_file, completion_onl
         assert rec["instruction"] in text  # instruction never cut
         assert "abnormal |" + "\n" + rec["instruction"] in text  # the LATEST input tokens are kept
         if completion_only:
-            assert _decode_labels(tok, labels).startswith("<think>") or _decode_labels(tok, labels).startswith("no")
+            assert _decode_labels(tok, labels) == "\n".join(rec["output"]) + "<|im_end|>\n" if isinstance(
+                rec["output"], list) else _decode_labels(tok, labels).endswith("<|im_end|>\n")
             assert "You are a helpful" not in _decode_labels(tok, labels)
 
 
@@ -155,3 +158,28 @@ def test_packed_loss_equals_separate_losses(model_dir):
     packed = summed_loss(pad_rows([concat_row(examples)], pad_id=0))
     separate = sum(summed_loss(pad_rows([{"input_ids": i, "labels": lab}], pad_id=0)) for i, lab in examples)
     torch.testing.assert_close(packed, separate, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("limit, tasks, expect_tasks", [(6, {"a": 10, "b": 2, "c": 5}, 3), (17, {"a": 10, "b": 2, "c": 5}, 3),
+                                                       (2, {t: 3 for t in "abcdefgh"}, 2), (100, {"a": 4}, 1)])
+def test_max_samples_is_a_task_stratified_seeded_sample(limit, tasks, expect_tasks):
+    from collections import Counter
+
+    from training.data import stratified_by_task
+
+    records = [{"task_info": {"task": t}, "n": i} for t, n in tasks.items() for i in range(n)]
+    picked = stratified_by_task(records, limit, seed=0)
+    counts = Counter(r["task_info"]["task"] for r in picked)
+    assert len(picked) == min(limit, len(records)) and len(counts) == expect_tasks
+    if limit >= len(tasks):  # every task gets its share (or all it has) before any task gets more
+        assert min(counts.values()) >= min(min(tasks.values()), limit // len(tasks))
+    assert picked == stratified_by_task(records, limit, seed=0)
+    assert [r["n"] for r in picked] == [r["n"] for r in records if r in picked]  # file order kept
+
+
+def test_a_small_limit_draws_tasks_not_the_alphabetically_first():
+    from training.data import stratified_by_task
+
+    records = [{"task_info": {"task": t}} for t in "ABCDEFGHabcdefgh"]
+    draws = {frozenset(r["task_info"]["task"] for r in stratified_by_task(records, 4, seed=s)) for s in range(6)}
+    assert len(draws) > 1 and all(len(d) == 4 for d in draws)
