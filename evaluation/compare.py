@@ -131,11 +131,11 @@ def verdict(label: str, d: dict) -> str:
 
 def compare_runs(run_dirs: list[Path], out_dir: Path, *, pairs: list[tuple[str, str]] | None = None,
                  n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
-                 title: str = "Evaluation runs compared") -> tuple[Path, Path]:
+                 title: str = "Evaluation runs compared", targets_for: list[str] | None = None) -> tuple[Path, Path]:
     """Write ``comparison.{md,html,json}`` for ``run_dirs`` (in that order) under ``out_dir``.
 
     ``pairs``: (a, b) run names whose paired difference ``b - a`` is reported; default each run against the one
-    before it."""
+    before it. ``targets_for``: the trained models judged against :mod:`evaluation.targets` (a "Targets" section)."""
     from evaluation.report import LABELS, _atomic_write, fmt
 
     loaded = [load_run(Path(d)) for d in run_dirs]
@@ -181,8 +181,17 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, *, pairs: list[tuple[str, 
     verdicts += [f"{run['name']}: AUROC >= 0.95 on {', '.join(run['leakage_review'])}; review these tasks for label "
                  "leakage before trusting any model's score on them." for run, _, _ in loaded
                  if run.get("leakage_review")]
+    targets = []
+    if targets_for:
+        from evaluation.targets import summary, target_rows
+
+        targets = target_rows({run["name"]: m["overall"] for run, m, _ in loaded}, differences, targets_for)
+        verdicts.append(summary(targets))
+    target_table = [[r["target"], r["run"], r["measured"], {True: "met", False: "NOT MET", None: "–"}[r["met"]]]
+                    for r in targets]
     sections = [("Headline", headline_header, headline_rows),
                 ("Paired differences", diff_header, diff_rows),
+                *([("Targets", ["target", "run", "measured", ""], target_table)] if targets_for else []),
                 ("Per task", ["task", "metric", *names], task_rows),
                 ("Config keys that differ", ["key", *names], config_rows)]
     plots = [p for p in (_headline_plot(loaded, kinds), _difference_plot(differences, kinds)) if p]
@@ -203,7 +212,8 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, *, pairs: list[tuple[str, 
                              f"<style>{_CSS}</style></head><body>{''.join(page)}</body></html>")
     _atomic_write(out_dir / "comparison.json", json.dumps({
         "runs": names, "headline": {run["name"]: metrics["overall"] for run, metrics, _ in loaded},
-        "differences": differences, "verdicts": verdicts, "config_differences": config_diff}, indent=2,
+        "differences": differences, "verdicts": verdicts, "targets": targets, "config_differences": config_diff},
+        indent=2,
         default=str))
     return md_path, html_path
 

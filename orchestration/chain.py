@@ -41,6 +41,8 @@ class PipelineResult:
     headline: dict[str, dict] | None = None
     #: what ``rl.grpo.check`` found wrong with the RL run (zero-variance groups, unchanged weights); empty = fine
     rl_warnings: list[str] | None = None
+    #: the whole ``rl_check.json`` (per-step log, pass rates before/after, notes, plot)
+    rl_check: dict | None = None
 
     @property
     def final_model(self) -> Path:
@@ -128,18 +130,19 @@ def run_pipeline(cfg: PipelineConfig) -> PipelineResult:
     stage2 = _sft_stage(cfg, 2, f"[4/{steps}]")
     rl_model = run_rl_stage(cfg, f"[5/{steps}]")
 
-    rl_warnings = None
+    rl_warnings = rl_check = None
     if rl_model is not None:
         import json
 
         check = rl_model.parent / "rl_check.json"
-        rl_warnings = json.loads(check.read_text())["warnings"] if check.is_file() else []
+        rl_check = json.loads(check.read_text()) if check.is_file() else {}
+        rl_warnings = rl_check.get("warnings", [])
     report = metrics = comparison = headline = None
     if cfg.evaluation_config() is not None:
         report, metrics, comparison, headline = run_evaluation_stage(cfg, f"[{steps}/{steps}]")
     return PipelineResult(summaries, cfg.reasoning_jsonl, stage1, stage2, report, rl_model=rl_model,
                           metrics=metrics, dashboard_url=_dashboard_url(), comparison=comparison, headline=headline,
-                          rl_warnings=rl_warnings)
+                          rl_warnings=rl_warnings, rl_check=rl_check)
 
 
 def run_evaluation_stage(cfg: PipelineConfig, step: str):
@@ -157,7 +160,8 @@ def run_evaluation_stage(cfg: PipelineConfig, step: str):
     out = Path(final.output_dir)
     md, page = compare_runs([r.run_dir for r in results.values()], out, pairs=cfg.comparison_pairs(),
                             n_bootstrap=final.scoring.n_bootstrap, confidence=final.scoring.confidence,
-                            seed=final.scoring.seed, title="EHR-R1 chain: every stage and the baselines, same samples")
+                            seed=final.scoring.seed, title="EHR-R1 chain: every stage and the baselines, same samples",
+                            targets_for=[n for n in configs if n != "untrained" and not n.startswith("baseline_")])
     log.info("comparison of %d models -> %s", len(results), page)
     if final.mlflow_tracking_uri:
         from evaluation.run import log_comparison_to_mlflow

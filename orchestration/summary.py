@@ -33,6 +33,20 @@ def comparison_table(headline: dict[str, dict]) -> str:
     return "\n".join([head, *rows])
 
 
+def rl_check_line(check: dict) -> str:
+    """What RL did to its own prompts' mean reward, and anything it did not do."""
+    out = ""
+    recheck = check.get("recheck")
+    if recheck:
+        out += (f"\n             mean reward on its {recheck['prompts']} prompts: {recheck['pass_rate_start']:.3f} "
+                f"(stage 2) -> {recheck['pass_rate_final']:.3f} (RL), {recheck['samples']} samples each")
+    for note in check.get("notes", []):
+        out += f"\n             NOTE: {note}"
+    if check.get("plot"):
+        out += f"\n             per step: {check['plot']}"
+    return out
+
+
 def describe(cfg: PipelineConfig, result: PipelineResult) -> str:
     """The closing summary: datasets, models, evaluation, the report, the dashboard and how to serve the model."""
     datasets = "\n".join(f"  {name:<10} {s.get('samples', '?'):>7} samples  {cfg.out / 'datasets' / name}"
@@ -42,6 +56,8 @@ def describe(cfg: PipelineConfig, result: PipelineResult) -> str:
     if result.rl_model and result.rl_warnings:
         rl = (f"\n  RL (GRPO)  {result.rl_model}\n             NOT AN RL MODEL: " +
               "; ".join(result.rl_warnings) + f" (see {result.rl_model.parent / 'rl_check.json'})")
+    elif result.rl_model and result.rl_check:
+        rl += rl_check_line(result.rl_check)
     report = f"Evaluation report:       {result.report}\n" if result.report else ""
     if result.comparison:
         report = (f"Every model, same samples (paired differences, patient-level intervals):\n"

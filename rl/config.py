@@ -44,12 +44,28 @@ class PromptSourceSpec(_Strict):
     think block, the mode a model trained without reasoning chains can finish within a short completion budget."""
 
 
+class PassRateSpec(_Strict):
+    """Keep the prompts the start model sometimes solves (:mod:`rl.grpo.pass_rate`): GRPO learns nothing from a
+    group whose completions all get the same reward. Backend trl only (OpenRLHF filters online:
+    ``--algo.dynamic_filtering_enable`` in ``openrlhf.extra_args``)."""
+
+    keep: int = Field(16, ge=1)
+    """At most this many prompts, those whose pass rate is nearest half-way first, one task at a time."""
+    samples: int = Field(4, ge=2)
+    """Completions sampled per candidate prompt (with grpo's temperature, top_p, top_k, max_completion_length)."""
+    recheck_samples: int = Field(8, ge=1)
+    """After training: completions per kept prompt, from the start model and the final policy on fresh seeds
+    (``pass_rate_start`` / ``pass_rate_final`` in ``rl_check.json``)."""
+
+
 class DataSpec(_Strict):
     sources: list[PromptSourceSpec] = Field(min_length=1)
     prompts_path: str | None = None
     """Where the exported prompt jsonl goes; default ``{run.storage_path}/{run.name}/prompts.jsonl``."""
     seed: int = 0
     """Shuffle seed of the mixed sources."""
+    select_by_pass_rate: PassRateSpec | None = None
+    """Export candidates from ``sources``, keep those the start model sometimes solves; None keeps them all."""
 
 
 class GRPOSpec(_Strict):
@@ -162,6 +178,9 @@ class RLJobConfig(_Strict):
             if g.save_steps % g.logging_steps:
                 errors.append(f"grpo.save_steps ({g.save_steps}) must be a multiple of grpo.logging_steps "
                               f"({g.logging_steps})")
+        if self.data.select_by_pass_rate is not None and self.backend != "trl":
+            errors.append("data.select_by_pass_rate: runs the start model before a trl run; OpenRLHF filters groups "
+                          "online instead (openrlhf.extra_args: ['--algo.dynamic_filtering_enable'])")
         if g.num_epochs != int(g.num_epochs) and g.max_steps <= 0:
             errors.append("grpo.num_epochs: fractional epochs need grpo.max_steps; use a whole number")
         o = self.openrlhf

@@ -3,7 +3,10 @@ are all zero), and one whose weights equal its start is not an RL model, whateve
 
 ``check_rl_run`` reads the run's log history (TRL's ``training_state.json``: per step ``reward``, ``reward_std``,
 ``frac_reward_zero_std``, ``kl``, ``completions/mean_length``) and compares the final weights with the start,
-writes ``rl_check.json`` beside the model and returns what it found with the warnings to print.
+writes ``rl_check.json`` (and ``rl_steps.png``, those five per step) beside the model and returns what it found
+with the warnings to print. ``warnings`` mean "not an RL model"; ``notes`` flag an RL model that did not raise its
+mean reward on its own prompts (``recheck``: the start model and the final policy sampled on the same prompts,
+:func:`rl.grpo.run.recheck_pass_rates`).
 """
 
 from __future__ import annotations
@@ -45,7 +48,30 @@ def max_weight_change(start: Path, final: Path) -> float:
         if a else float("nan")
 
 
-def check_rl_run(start_model: Path, final_model: Path) -> dict:
+def steps_plot(steps: list[dict], out: Path) -> Path | None:
+    """One panel per logged quantity against the step."""
+    keys = [k for k in STEP_KEYS if any(k in s for s in steps)]
+    if not keys:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 2.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        xs = [s["step"] for s in steps if key in s]
+        ax.plot(xs, [s[key] for s in steps if key in s], marker=".", lw=1)
+        ax.set_title(key.replace("_", " "), fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def check_rl_run(start_model: Path, final_model: Path, recheck: dict | None = None) -> dict:
     state = Path(final_model) / "training_state.json"
     history = json.loads(state.read_text()).get("log_history", []) if state.is_file() else []
     steps = step_table(history)
@@ -62,10 +88,24 @@ def check_rl_run(start_model: Path, final_model: Path) -> dict:
         warnings.append(f"the final weights equal the start ({start_model}): this is not an RL model")
     rewards = [s["reward"] for s in steps]
     half = len(rewards) // 2
-    report = {"steps": steps, "max_weight_change": change, "warnings": warnings, "changed": change > 0.0,
+    notes = []
+    if recheck is not None and not warnings and recheck["pass_rate_final"] <= recheck["pass_rate_start"]:
+        notes.append(f"the mean reward on its {recheck['prompts']} prompts did not rise "
+                     f"({recheck['pass_rate_start']:.3f} at the start, {recheck['pass_rate_final']:.3f} after RL)")
+    report = {"steps": steps, "max_weight_change": change, "warnings": warnings, "notes": notes,
+              "changed": change > 0.0,
               "reward_first_half": sum(rewards[:half]) / half if half else None,
-              "reward_second_half": sum(rewards[half:]) / (len(rewards) - half) if rewards[half:] else None}
-    (Path(final_model).parent / "rl_check.json").write_text(json.dumps(report, indent=2))
+              "reward_second_half": sum(rewards[half:]) / (len(rewards) - half) if rewards[half:] else None,
+              "recheck": recheck}
+    run_dir = Path(final_model).parent
+    plot = steps_plot(steps, run_dir / "rl_steps.png")
+    report["plot"] = str(plot) if plot else None
+    (run_dir / "rl_check.json").write_text(json.dumps(report, indent=2))
     for w in warnings:
         log.warning("RL run %s: %s", final_model, w)
+    for n in notes:
+        log.warning("RL run %s: %s", final_model, n)
+    if recheck is not None:
+        log.info("RL run %s: mean reward on its prompts %.3f (start model) -> %.3f (final policy), %d samples each",
+                 final_model, recheck["pass_rate_start"], recheck["pass_rate_final"], recheck["samples"])
     return report

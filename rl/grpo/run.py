@@ -4,6 +4,7 @@ Layout of a run (``{run.storage_path}/{run.name}/``)::
 
     prompts.jsonl          the exported prompts (all sources, one schema)
     prompts.fit.jsonl      the same, fitted to grpo.max_prompt_length with the actor's chat template
+    prompts.selected.jsonl with data.select_by_pass_rate: the prompts the start model sometimes solves (+ .stats.json)
     checkpoint_*/          HF checkpoints reported by the workers
     attempts.jsonl         the step each attempt started from
     final_model/           the policy in HF format (+ training_state.json with the per-step log)
@@ -76,7 +77,65 @@ def prepare_prompts(cfg: RLJobConfig, model_path: Path) -> tuple[Path, dict]:
     stats = fit_prompts(raw, AutoTokenizer.from_pretrained(model_path), cfg.grpo.max_prompt_length, fitted)
     log.info("prompts: %d (%d cut to %d tokens, %d dropped)", stats.prompts, stats.truncated,
              cfg.grpo.max_prompt_length, stats.dropped)
-    return fitted, counts
+    if cfg.data.select_by_pass_rate is None:
+        return fitted, counts
+    return select_prompts(cfg, model_path, fitted), counts
+
+
+def sampling_settings(cfg: RLJobConfig, samples: int, seed: int):
+    from rl.grpo.pass_rate import SamplingSettings
+
+    g = cfg.grpo
+    return SamplingSettings(samples=samples, max_new_tokens=g.max_completion_length, temperature=g.temperature,
+                            top_p=g.top_p, top_k=g.top_k, seed=seed)
+
+
+def select_prompts(cfg: RLJobConfig, model_path: Path, fitted: Path) -> Path:
+    """Keep the prompts the start model sometimes solves; a re-run with the same inputs reuses the selection."""
+    import hashlib
+    import json
+
+    from rl.grpo.pass_rate import max_total_reward, read_records, remote_pass_rates, select_by_pass_rate, \
+        write_records
+
+    spec = cfg.data.select_by_pass_rate
+    out = fitted.with_name("prompts.selected.jsonl")
+    stats_path = out.with_suffix(".stats.json")
+    settings = sampling_settings(cfg, spec.samples, cfg.grpo.seed)
+    key = hashlib.sha256(fitted.read_bytes() + json.dumps(
+        [str(model_path), spec.model_dump(), repr(settings), cfg.reward]).encode()).hexdigest()
+    if out.is_file() and stats_path.is_file() and json.loads(stats_path.read_text()).get("key") == key:
+        log.info("prompts: reusing the pass-rate selection %s", out)
+        return out
+    records = read_records(fitted)
+    log.info("prompts: sampling %d completions for each of %d candidates with the start model (pass rates)",
+             spec.samples, len(records))
+    rates = remote_pass_rates(str(model_path), records, cfg.reward, settings, cfg.scaling.use_gpu)
+    kept, stats = select_by_pass_rate(records, rates, spec.keep, max_total_reward(cfg.reward),
+                                      min_keep=cfg.grpo.prompts_per_step, seed=cfg.data.seed)
+    write_records(kept, out)
+    stats_path.write_text(json.dumps({**stats, "key": key, "rates": {r["id"]: r["pass_rate"] for r in kept}},
+                                     indent=1))
+    log.info("prompts: kept %d of %d candidates (%d with mixed outcomes, %d always 0, %d always max; mean pass "
+             "rate %.2f -> %.2f)", stats["kept"], stats["candidates"], stats["mixed"], stats["always_zero"],
+             stats["always_max"], stats["mean_candidate_rate"], stats["mean_kept_rate"])
+    if stats["filled"]:
+        log.warning("prompts: only %d candidates have mixed outcomes; %d more give no gradient. Raise the sources' "
+                    "max_samples or grpo.temperature", stats["mixed"], stats["filled"])
+    return out
+
+
+def recheck_pass_rates(cfg: RLJobConfig, start: Path, final: Path, prompts: Path) -> dict:
+    """The start model and the final policy on the kept prompts, fresh seeds: did RL raise the mean reward?"""
+    from rl.grpo.pass_rate import mean, read_records, remote_pass_rates
+
+    records = read_records(prompts)
+    settings = sampling_settings(cfg, cfg.data.select_by_pass_rate.recheck_samples, cfg.grpo.seed + 1)
+    before = remote_pass_rates(str(start), records, cfg.reward, settings, cfg.scaling.use_gpu)
+    after = remote_pass_rates(str(final), records, cfg.reward, settings, cfg.scaling.use_gpu)
+    return {"prompts": len(records), "samples": settings.samples, "pass_rate_start": mean(before),
+            "pass_rate_final": mean(after), "per_prompt": [
+                {"id": r["id"], "task": r["task"], "start": b, "final": a} for r, b, a in zip(records, before, after)]}
 
 
 def run_grpo(cfg: RLJobConfig) -> RLResult:
@@ -111,6 +170,7 @@ def run_grpo(cfg: RLJobConfig) -> RLResult:
     log.info("final model: %s", final)
     from rl.grpo.check import check_rl_run
 
-    check = check_rl_run(model_path, final)
+    recheck = recheck_pass_rates(cfg, model_path, final, prompts) if cfg.data.select_by_pass_rate else None
+    check = check_rl_run(model_path, final, recheck)
     return RLResult(final_model=final, run_dir=run_dir, metrics=dict(result.metrics or {}), prompts=counts,
                     check=check)

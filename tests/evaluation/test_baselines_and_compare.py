@@ -123,3 +123,20 @@ def test_compare_runs_writes_tables_plots_and_json(tmp_path):
     assert page.read_text().count("data:image/png;base64,") == 2
     data = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert data["differences"]["strong - weak"]["overall"]["decision"]["excludes_zero"] is True
+
+
+def test_compare_runs_judges_targets_when_asked(tmp_path):
+    for name, p in (("untrained", 0.2), ("stage1", 0.9)):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        scored = _scored_run(p, 0 if name == "untrained" else 1)
+        scored.to_parquet(run_dir / "scores.parquet")
+        run = {"name": name, "model": name, "total": len(scored), "answered": len(scored), "truncated": 0}
+        (run_dir / "metrics.json").write_text(json.dumps({"run": run, "metrics": aggregate(scored, n_bootstrap=50)}))
+    md, _ = compare_runs([tmp_path / "untrained", tmp_path / "stage1"], tmp_path / "cmp", n_bootstrap=100,
+                         targets_for=["stage1"])
+    text = md.read_text()
+    assert "## Targets" in text and "decision F1 above the untrained model" in text
+    data = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    gain = next(t for t in data["targets"] if t["target"].startswith("decision F1 above"))
+    assert gain["met"] is True and data["verdicts"][-1].startswith(f"{sum(t['met'] is True for t in data['targets'])} of")

@@ -99,3 +99,27 @@ def test_metrics_in_mlflow(grpo, monkeypatch):
     runs = client.search_runs([exp.experiment_id])
     keys = set().union(*(r.data.metrics for r in runs))
     assert {"reward", "rewards/task/mean", "kl", "completions/mean_length"} <= keys, sorted(keys)
+
+
+def test_prompts_selected_by_pass_rate_and_rechecked_after_training(stage2):
+    from rl.grpo.run import prepare_prompts, run_grpo
+
+    tmp, model, prompts = stage2
+    raw = _rl_cfg(tmp, model, prompts, max_steps=2).model_dump()
+    raw["data"]["select_by_pass_rate"] = {"keep": 4, "samples": 2, "recheck_samples": 2}
+    raw["run"].update(name="grpo_selected", mlflow_tracking_uri=None)
+    cfg = RLJobConfig.model_validate(raw)
+    result = run_grpo(cfg)
+    selected = result.run_dir / "prompts.selected.jsonl"
+    stats = json.loads(selected.with_suffix(".stats.json").read_text())
+    kept = selected.read_text().splitlines()
+    assert stats["candidates"] == 16 and stats["kept"] == len(kept) and 2 <= len(kept) <= 4
+    assert stats["mixed"] + stats["always_zero"] + stats["always_max"] == 16
+    assert set(stats["rates"]) == {json.loads(x)["id"] for x in kept}
+    check = json.loads((result.run_dir / "rl_check.json").read_text())
+    recheck = check["recheck"]
+    assert recheck["prompts"] == len(kept) and recheck["samples"] == 2
+    assert 0.0 <= recheck["pass_rate_start"] <= 1.5 and 0.0 <= recheck["pass_rate_final"] <= 1.5
+    assert (result.run_dir / "rl_steps.png").is_file() and check["plot"]
+    mtime = selected.stat().st_mtime_ns
+    assert prepare_prompts(cfg, model)[0] == selected and selected.stat().st_mtime_ns == mtime  # reused, not redrawn
