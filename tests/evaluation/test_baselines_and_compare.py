@@ -107,16 +107,20 @@ def test_config_differences_list_only_keys_that_differ():
     assert config_differences([a, b]) == {"model.path": ["a", "b"]}
 
 
-def test_compare_runs_writes_tables_plots_and_json(tmp_path):
-    for name, p in (("weak", 0.2), ("strong", 0.9)):
+def _write_runs(tmp_path, runs):
+    """(name, p) pairs -> evaluation run folders (scores.parquet + metrics.json), the first with seed 0."""
+    for i, (name, p) in enumerate(runs):
         run_dir = tmp_path / name
         run_dir.mkdir()
-        scored = _scored_run(p, 0 if name == "weak" else 1)
+        scored = _scored_run(p, 0 if i == 0 else 1)
         scored.to_parquet(run_dir / "scores.parquet")
-        metrics = aggregate(scored, n_bootstrap=50)
         run = {"name": name, "model": name, "total": len(scored), "answered": len(scored), "truncated": 0,
                "config": {"model": {"path": name}}}
-        (run_dir / "metrics.json").write_text(json.dumps({"run": run, "metrics": metrics}))
+        (run_dir / "metrics.json").write_text(json.dumps({"run": run, "metrics": aggregate(scored, n_bootstrap=50)}))
+
+
+def test_compare_runs_writes_tables_plots_and_json(tmp_path):
+    _write_runs(tmp_path, (("weak", 0.2), ("strong", 0.9)))
     md, page = compare_runs([tmp_path / "weak", tmp_path / "strong"], tmp_path / "cmp", n_bootstrap=100)
     text = md.read_text()
     assert "strong − weak" in text and " * |" in text and "model.path" in text
@@ -126,13 +130,7 @@ def test_compare_runs_writes_tables_plots_and_json(tmp_path):
 
 
 def test_compare_runs_judges_targets_when_asked(tmp_path):
-    for name, p in (("untrained", 0.2), ("stage1", 0.9)):
-        run_dir = tmp_path / name
-        run_dir.mkdir()
-        scored = _scored_run(p, 0 if name == "untrained" else 1)
-        scored.to_parquet(run_dir / "scores.parquet")
-        run = {"name": name, "model": name, "total": len(scored), "answered": len(scored), "truncated": 0}
-        (run_dir / "metrics.json").write_text(json.dumps({"run": run, "metrics": aggregate(scored, n_bootstrap=50)}))
+    _write_runs(tmp_path, (("untrained", 0.2), ("stage1", 0.9)))
     md, _ = compare_runs([tmp_path / "untrained", tmp_path / "stage1"], tmp_path / "cmp", n_bootstrap=100,
                          targets_for=["stage1"])
     text = md.read_text()
