@@ -111,8 +111,8 @@ def test_small_pipeline_end_to_end(tmp_path, ray_session):
 
     overrides = [f"output_dir={tmp_path}", "datasets.timelines.synthetic.num_patients=40",
                  "evaluation.benchmark.max_samples_per_task=2", "reasoning.max_samples=32",
-                 "stage1.data.max_samples=48", "stage1.data.max_seq_length=512", "stage1.train.num_train_epochs=1",
-                 "stage2.data.max_samples=32", "stage2.data.max_seq_length=512", "stage2.train.num_train_epochs=1"]
+                 "stage1.data.max_samples=48", "stage1.data.max_seq_length=256", "stage1.train.num_train_epochs=1",
+                 "stage2.data.max_samples=32", "stage2.data.max_seq_length=256", "stage2.train.num_train_epochs=1"]
     cfg = load_config(PipelineConfig, DEMO, overrides)
     result = run_pipeline(cfg)
     assert result.datasets["ehr_ins"]["samples"] > 0

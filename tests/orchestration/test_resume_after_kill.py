@@ -16,8 +16,8 @@ import pytest
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["datasets.timelines.synthetic.num_patients=40", "reasoning.max_samples=32", "rl=null", "evaluation=null",
-         "stage1.data.max_samples=48", "stage1.data.max_seq_length=512", "stage1.train.num_train_epochs=1",
-         "stage2.data.max_samples=32", "stage2.data.max_seq_length=512", "stage2.train.num_train_epochs=1"]
+         "stage1.data.max_samples=48", "stage1.data.max_seq_length=256", "stage1.train.num_train_epochs=1",
+         "stage2.data.max_samples=32", "stage2.data.max_seq_length=256", "stage2.train.num_train_epochs=1"]
 
 
 def _command(out: Path) -> list[str]:
