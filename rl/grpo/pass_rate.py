@@ -14,10 +14,10 @@ with the model's chat template exactly as TRL renders them.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +37,12 @@ class SamplingSettings:
 
 
 def read_records(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The exported prompts as dicts, validated by the export's own reader (errors name the file and line)."""
+    from dataclasses import asdict
+
+    from rl.prompts.schema import read_prompts
+
+    return [asdict(r) for r in read_prompts(path)]
 
 
 def write_records(records: Sequence[Mapping], path: str | Path) -> None:
@@ -144,4 +149,4 @@ def remote_pass_rates(model_path: str, records: Sequence[Mapping], reward_spec: 
 
 
 def mean(values: Sequence[float]) -> float:
-    return float(sum(values) / len(values)) if values else math.nan
+    return statistics.fmean(values) if values else math.nan
