@@ -4,9 +4,12 @@
     python -m ray_jobs.train_rl --backend openrlhf --config ray_jobs/configs/train_rl/ehr_r1_qwen3_8b.yaml
     python -m ray_jobs.train_rl --backend openrlhf --dry-run --config ...     # print the OpenRLHF command only
 
-``--backend`` overrides the config's ``backend``. The OpenRLHF backend exports the prompts, checks the argv with
-OpenRLHF's own parser, and submits ``python -m openrlhf.cli.train_ppo_ray ...`` to the Ray cluster at
-``openrlhf.address`` with the Ray Jobs SDK (the same as ``ray job submit``).
+``--backend`` overrides the config's ``backend``. The OpenRLHF backend exports and fits the prompts, writes the
+run's reward hook, checks the argv with OpenRLHF's own parser and the runtime env with Ray's own merge, then runs
+``python -m openrlhf.cli.train_ppo_ray ...`` in this job (``openrlhf.launch: in_job``, the RL RayJob) or submits
+it to the dashboard at ``openrlhf.address`` and follows it (``launch: submit``). Either way the exit status is the
+run's: non-zero unless OpenRLHF succeeded and wrote its final model. ``--dry-run`` prints the command and writes
+nothing.
 """
 
 from __future__ import annotations
@@ -44,13 +47,18 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_job_args(RLJobConfig, rest, description=__doc__)
     setup_logging(cfg.log_level)
     if cfg.backend == "openrlhf":
-        from rl.openrlhf.submit import prepare_submission, submit
+        from rl.openrlhf.submit import RLRunFailed, prepare_submission, run_in_job, submit
 
         if dry_run:
-            sub = prepare_submission(cfg)
-            print(f"entrypoint: {sub.entrypoint}\nruntime_env: {sub.runtime_env}\naddress: {sub.address}")
+            sub = prepare_submission(cfg, write=False)
+            print(f"entrypoint: {sub.entrypoint}\nlaunch: {cfg.openrlhf.launch}\nruntime_env: {sub.runtime_env}\n"
+                  f"address: {sub.address}")
             return
-        print(f"submitted: {submit(cfg)}")
+        try:
+            final = run_in_job(cfg) if cfg.openrlhf.launch == "in_job" else submit(cfg)
+        except RLRunFailed as exc:
+            sys.exit(f"RL run failed: {exc}")
+        print(f"final model: {final}")
         return
     init_ray()
     from rl.grpo.run import run_grpo

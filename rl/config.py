@@ -124,14 +124,19 @@ class OpenRLHFSpec(_Strict):
     gradient_checkpointing: bool = True
     rollout_micro_batch_size: int = Field(8, ge=1)
     train_micro_batch_size: int = Field(4, ge=1)
-    reward_file: str = "rl/openrlhf/reward_func.py"
-    """The reward hook, relative to the job's working_dir (it must exist on the vLLM nodes)."""
+    launch: Literal["in_job", "submit"] = "in_job"
+    """in_job: this process runs ``python -m openrlhf.cli.train_ppo_ray`` and exits with its status (the RL RayJob's
+    entrypoint: the job is the RL run, its logs and status are the run's). submit: submit it as a separate Ray job
+    to the dashboard at ``address``, follow its logs, and exit non-zero unless it SUCCEEDED (from a laptop)."""
+    reward_file: str | None = None
+    """A custom reward hook (a path every vLLM node can read); None writes the run's own hook to
+    ``{run}/reward_func.py``, which scores with this config's ``reward`` weights."""
     address: str | None = None
-    """Ray dashboard address (http://head:8265); default RAY_ADDRESS / RAY_API_SERVER_ADDRESS."""
+    """launch submit: the Ray dashboard (http://head:8265); default RAY_API_SERVER_ADDRESS, or RAY_ADDRESS when it
+    is an http(s) address (inside a Ray job RAY_ADDRESS is the GCS, which cannot take job submissions)."""
     runtime_env: str = "cluster/runtime_env/openrlhf.yaml"
+    """launch submit: the submitted job's runtime env (working_dir = this repository is added)."""
     submission_id: str | None = None
-    wait: bool = False
-    """Follow the job's logs until it ends (else print how to follow it)."""
     extra_args: list[str] = Field(default_factory=list)
     """Verbatim extra OpenRLHF flags (checked by OpenRLHF's own parser before submission)."""
 
@@ -181,6 +186,12 @@ class RLJobConfig(_Strict):
         if self.data.select_by_pass_rate is not None and self.backend != "trl":
             errors.append("data.select_by_pass_rate: runs the start model before a trl run; OpenRLHF filters groups "
                           "online instead (openrlhf.extra_args: ['--algo.dynamic_filtering_enable'])")
+        if self.backend == "openrlhf":
+            if g.max_steps > 0:
+                errors.append("grpo.max_steps: OpenRLHF 0.11 has no step limit; set grpo.num_epochs (episodes over "
+                              "the prompts) and cap the prompts with data.sources[].max_samples")
+            if "top_k" in g.model_fields_set and g.top_k != 0:
+                errors.append("grpo.top_k: OpenRLHF 0.11 samples without top-k; remove it (or set 0)")
         if g.num_epochs != int(g.num_epochs) and g.max_steps <= 0:
             errors.append("grpo.num_epochs: fractional epochs need grpo.max_steps; use a whole number")
         o = self.openrlhf

@@ -75,3 +75,27 @@ def parse_openrlhf_argv(argv: list[str]) -> SimpleNamespace:
     finally:
         sys.argv = old_argv
     return namespace["args"]
+
+
+def driver_env_vars() -> set[str]:
+    """The env var names OpenRLHF's driver passes to its own ``ray.init(runtime_env={"env_vars": ...})``.
+
+    Read from the installed ``train()`` source: Ray refuses to merge a job's runtime env that sets any of them
+    ("Failed to merge the Job's runtime env"), so :mod:`rl.openrlhf.runtime_env` checks jobs against this set.
+    """
+    spec = importlib.util.find_spec(MODULE)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("openrlhf is not installed; `pip install --no-deps openrlhf==0.11.2` "
+                                  "(see rl/README.md)")
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(Path(spec.origin).read_text(), spec.origin)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "init"
+                and getattr(node.func.value, "id", None) == "ray"):
+            continue
+        for kw in node.keywords:
+            if kw.arg != "runtime_env" or not isinstance(kw.value, ast.Dict):
+                continue
+            for key, value in zip(kw.value.keys, kw.value.values):
+                if isinstance(key, ast.Constant) and key.value == "env_vars" and isinstance(value, ast.Dict):
+                    names |= {k.value for k in value.keys if isinstance(k, ast.Constant)}
+    return names

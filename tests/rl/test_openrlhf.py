@@ -30,7 +30,9 @@ def test_openrlhf_011_is_installed():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_every_config_argv_parses_with_openrlhf(config):
-    cfg = load_config(RLJobConfig, config, ["backend=openrlhf"])
+    # a step limit is TRL's; OpenRLHF runs whole episodes (the config refuses grpo.max_steps for it)
+    steps = ["grpo.max_steps=-1"] if load_config(RLJobConfig, config).grpo.max_steps > 0 else []
+    cfg = load_config(RLJobConfig, config, ["backend=openrlhf", *steps])
     args = parse_openrlhf_argv(build_argv(cfg, **PATHS))
     g, o = cfg.grpo, cfg.openrlhf
     assert args.actor.model_name_or_path == PATHS["model_path"]
@@ -54,7 +56,7 @@ def test_every_config_argv_parses_with_openrlhf(config):
     ["grpo.advantage_estimator=dr_grpo", "openrlhf.extra_args=['--vllm.enforce_eager']"],
 ])
 def test_variants_parse(overrides):
-    cfg = load_config(RLJobConfig, CONFIGS[0], ["backend=openrlhf", *overrides])
+    cfg = load_config(RLJobConfig, CONFIGS[0], ["backend=openrlhf", "grpo.max_steps=-1", *overrides])
     parse_openrlhf_argv(build_argv(cfg, **PATHS))
 
 
@@ -135,8 +137,80 @@ def test_openrlhf_dataset_and_executor_with_exported_prompts(tmp_path):
     assert float(out["reward"]) == 0.0
 
 
+def test_executor_scores_a_left_truncated_prompt_as_the_whole_one(tmp_path):
+    """OpenRLHF cuts a prompt longer than max_length - max_tokens from the left (system turn and template head go):
+    the hook must still find the response, so a perfect answer keeps its reward and an unfinished one is not
+    scored on the EHR lines of the prompt."""
+    from openrlhf.datasets.prompts_dataset import preprocess_data
+    from openrlhf.datasets.utils import blending_datasets
+    from transformers import AutoTokenizer
+
+    from rl.config import PromptSourceSpec
+    from rl.openrlhf.submit import write_reward_file
+    from rl.prompts import export_prompts
+    from training.tiny_model import build_tiny_model
+
+    tok = AutoTokenizer.from_pretrained(build_tiny_model(tmp_path / "tiny"))
+    prompts = tmp_path / "prompts.jsonl"
+    export_prompts([PromptSourceSpec(kind="ehr_ins", path=str(FIX / "ehr_ins.jsonl"), tasks=["Diagnoses_ICD"])],
+                   prompts)
+    data = blending_datasets(str(prompts), None, strategy=SimpleNamespace(print=lambda *a: None, is_rank_0=lambda: True),
+                             dataset_split="train")
+    prompt, label = preprocess_data(data[0], input_key="prompt", label_key="label",
+                                    apply_chat_template=tok.apply_chat_template)
+    n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    hook = write_reward_file(tmp_path / "run" / "reward_func.py", {"task": 1.0, "ehr_format": 0.2})
+    from openrlhf.utils.agent import SingleTurnAgentExecutor
+
+    executor = SingleTurnAgentExecutor(remote_rm_url=str(hook))
+    gold = "\n".join(json.loads(label)["target"])
+    perfect = f"<think>\n## Extraction\nx\n## Reasoning\ny\n## Final Results\n{gold}\n</think>\n\n{gold}<|im_end|>"
+    perfect_ids = tok(perfect, add_special_tokens=False)["input_ids"]
+    params = SimpleNamespace(max_tokens=len(perfect_ids), logprobs=None)
+
+    def reward(ids, cut):
+        out = asyncio.run(executor.execute(prompt, label, params, n_prompt + len(perfect_ids) - cut, tok,
+                                           _FakeEngine(ids)))
+        assert len(out["observation_tokens"]) == n_prompt - cut + len(ids)  # OpenRLHF really cut `cut` tokens
+        return float(out["reward"])
+
+    whole = reward(perfect_ids, 0)
+    assert whole == pytest.approx(1.2)
+    for cut in (9, n_prompt // 2):
+        assert reward(perfect_ids, cut) == pytest.approx(whole)
+    unfinished = tok("<think>\n## Extraction\nthe patient", add_special_tokens=False)["input_ids"]
+    assert reward(unfinished, 9) == 0.0
+
+
+@pytest.mark.parametrize("query, prompt, response", [
+    ("<|im_start|>user\nEHR<|im_end|>\n<|im_start|>assistant\nyes<|im_end|>",
+     "<|im_start|>user\nEHR<|im_end|>\n<|im_start|>assistant\n", "yes"),
+    # cut from the left, mid-word
+    ("R lines<|im_end|>\n<|im_start|>assistant\nno<|im_end|>",
+     "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nEHR lines<|im_end|>\n<|im_start|>assistant\n", "no"),
+    # a response that repeats the generation prompt is not cut there
+    ("EHR<|im_end|>\n<|im_start|>assistant\nA <|im_start|>assistant\n B",
+     "<|im_start|>user\nEHR<|im_end|>\n<|im_start|>assistant\n", "A <|im_start|>assistant\n B"),
+    # the no-think scaffold stays in the prompt
+    ("x<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nno",
+     "<|im_start|>user\nxx<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n", "no"),
+])
+def test_response_of(query, prompt, response):
+    from rl.openrlhf.reward_func import response_of
+
+    assert response_of(query, prompt) == response
+
+
+@pytest.mark.parametrize("override, fragment", [("grpo.max_steps=10", "grpo.max_steps"), ("grpo.top_k=20", "grpo.top_k")])
+def test_grpo_keys_openrlhf_cannot_honour_are_refused(override, fragment):
+    from ray_jobs.config_loader import ConfigError
+
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(RLJobConfig, CONFIGS[0], ["backend=openrlhf", "grpo.max_steps=-1", override])
+
+
 def test_config_rejects_colocation_that_openrlhf_would_refuse():
     from ray_jobs.config_loader import ConfigError
 
     with pytest.raises(ConfigError, match="actor GPUs"):
-        load_config(RLJobConfig, CONFIGS[0], ["backend=openrlhf", "openrlhf.vllm_num_engines=3"])
+        load_config(RLJobConfig, CONFIGS[0], ["backend=openrlhf", "grpo.max_steps=-1", "openrlhf.vllm_num_engines=3"])
