@@ -7,8 +7,9 @@
 One run directory (``output_dir``) holds every stage's resolved config (``run_configs/<stage>.yaml``, written
 before the first stage starts), data manifests, checkpoints, the MLflow store and the report. A killed job
 re-run with the same config resumes from the last finished stage: finished datasets are skipped by fingerprint,
-the thinking graph skips finished parts, a stage whose ``final_model`` exists is skipped and an interrupted
-training run resumes from its latest checkpoint.
+the thinking graph skips finished parts, a training stage is skipped when it finished with the same config and
+inputs (``jobkit.stage_state``; a changed config or a retrained upstream model re-runs it), an interrupted one
+resumes from its latest checkpoint, and evaluation reuses a prediction only for the same weights and prompt.
 """
 
 from __future__ import annotations
@@ -81,24 +82,19 @@ def _dashboard_url() -> str | None:
 def _sft_stage(cfg: PipelineConfig, stage: int, step: str) -> Path:
     final = cfg.final_model(stage)
     log.info("%s SFT stage %d -> %s", step, stage, final)
-    if (final / "config.json").is_file():
-        log.info("stage %d already trained, skipping (delete %s to retrain)", stage, final.parent)
-        return final
-    from training.sft import run_sft
+    from training.sft import run_sft  # skips the stage when this config and its inputs already finished
 
     return run_sft(cfg.stage_config(stage)).final_model
 
 
 def run_rl_stage(cfg: PipelineConfig, step: str = "[RL]") -> Path | None:
-    """GRPO from the stage-2 model (TRL on Ray Train), skipped when not configured or already trained."""
+    """GRPO from the stage-2 model (TRL on Ray Train); None when not configured. ``run_grpo`` skips a run that
+    finished with this config and these inputs and re-runs one whose config or inputs changed."""
     rl = cfg.rl_config()
     if rl is None:
         return None
     final = Path(rl.run.storage_path).expanduser().resolve() / rl.run.name / "final_model"
     log.info("%s GRPO from stage 2 -> %s", step, final)
-    if (final / "config.json").is_file():
-        log.info("RL stage already trained, skipping (delete %s to retrain)", final.parent)
-        return final
     if rl.backend != "trl":
         raise ValueError("rl.backend: the pipeline runs the RL stage in-process with backend trl; submit OpenRLHF "
                          "runs with ray_jobs.train_rl")

@@ -6,8 +6,9 @@
 
 Each stage keeps its own strict config class; this config embeds them and fills in the paths that connect them
 (everything lives under ``output_dir``), so every stage's config is validated before the first one starts.
-Every stage is resumable: finished datasets are skipped by fingerprint, a finished SFT run (its ``final_model``
-exists) is skipped, and an interrupted one resumes from its latest checkpoint.
+Every stage is resumable: finished datasets are skipped by fingerprint, a training run that finished with the same
+config and inputs is skipped (a changed one re-runs, ``jobkit.stage_state``), and an interrupted one resumes from
+its latest checkpoint.
 """
 
 from __future__ import annotations

@@ -55,6 +55,8 @@ class DataSpec(_Strict):
     """Examples packed together (first-fit decreasing): larger = fuller rows; order is kept across chunks only."""
     completion_only_loss: bool = False
     """Loss on the assistant turn only (labels -100 on the prompt). The reference trains on the full sequence."""
+    prep_concurrency: int = Field(2, ge=1)
+    """Ray Data actors that tokenize and pack (``training.prepare``); each loads the tokenizer once."""
     toy_data_if_missing: int | None = Field(None, ge=1)
     """Demo only: write this many synthetic records (training.toy_data) at each missing path; with
     format: reasoning the first path gets reasoning records."""
@@ -96,6 +98,9 @@ class RunSpec(_Strict):
     num_to_keep: int = Field(2, ge=1)
     max_failures: int = Field(1, ge=0)
     """Worker-group restarts from the latest checkpoint before the job fails."""
+    on_change: Literal["rerun", "refuse"] = "rerun"
+    """When ``{name}`` holds a run of another config or other inputs (``jobkit.stage_state``): move it aside to
+    ``{name}.replaced-N`` and re-run, or refuse with the changed keys. The same config resumes or skips either way."""
     mlflow_tracking_uri: str | None = None
     """Where rank 0 logs metrics with MLflow: a directory (a local file store; mlflow 3.x keeps it in maintenance
     mode, so MLFLOW_ALLOW_FILE_STORE=true is set for it), or any MLflow URI (sqlite:///x.db, http://...).

@@ -1,12 +1,13 @@
-"""EHR-Ins records -> tokenized, truncated, masked (and packed) training rows, prepared once on the driver.
+"""EHR-Ins records -> tokenized, truncated, masked (and packed) training rows: the pure functions.
 
 Records (jsonl or parquet) need ``instruction``, ``input``, ``output`` (labels joined by "\\n", or a list of labels)
 and, for reasoning samples, ``reasoning``. Other keys (candidates, task_info, idx) are ignored.
 
 The chat template is rendered with a sentinel in place of the EHR text, so the tokens split into
 prefix / input / suffix / completion segments (``training.sequences``) and only the EHR text is ever truncated.
-The result is written atomically as a ``datasets`` directory with a ``stats.json`` and reused when the same data
-config, files and tokenizer are prepared again (e.g. after a restart).
+Records are put in training order first (``training_order``), then tokenized and packed ``pack_chunk`` positions at a
+time. :func:`build_rows` does it in memory (tests, benchmarks); ``training.prepare`` does the same on Ray Data and
+writes parquet shards, which is what the SFT job trains on.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from training.chat_format import build_messages, format_assistant
 from training.config import DataSpec
-from training.mixing import mix_order
+from training.mixing import mix_positions
 from training.sequences import build_labels, concat_row, fit_example, pack_first_fit_decreasing
 
 log = logging.getLogger(__name__)
@@ -31,28 +33,38 @@ REQUIRED_KEYS = ("instruction", "input", "output")
 _SENTINEL = "\u2063EHR_INPUT\u2063"
 
 
-def stratified_by_task(records: list[dict[str, Any]], limit: int, seed: int) -> list[dict[str, Any]]:
-    """A seeded sample of ``limit`` records with an equal share per task (``task_info.task``; records without one
-    form one group); tasks with fewer records give their share to the others. Returned in file order."""
-    import random
+def stratified_indices(task_codes: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Row numbers (ascending) of a seeded sample of ``limit`` rows with an equal share per task; tasks with fewer
+    rows give their share to the others. ``task_codes`` numbers the tasks in sorted-name order (:func:`task_codes`).
+    Round-robin over the tasks in a seeded order, one row of each per round, vectorised: a few bytes per row."""
+    codes = np.asarray(task_codes, dtype=np.int64)
+    n = len(codes)
+    if limit >= n:
+        return np.arange(n)
+    n_tasks = int(codes.max()) + 1
+    rng = np.random.default_rng(seed)
+    task_turn = rng.permutation(n_tasks)  # a limit below the task count draws tasks, not the alphabetically first
+    shuffled = rng.permutation(n)
+    by_task = shuffled[np.argsort(codes[shuffled], kind="stable")]  # rows grouped by task, shuffled inside each
+    starts = np.searchsorted(codes[by_task], np.arange(n_tasks))
+    round_of = np.empty(n, dtype=np.int64)
+    round_of[by_task] = np.arange(n) - starts[codes[by_task]]
+    picked = np.lexsort((task_turn[codes], round_of))[:limit]
+    return np.sort(picked)
 
-    groups: dict[str, list[int]] = {}
-    for i, rec in enumerate(records):
-        groups.setdefault(str((rec.get("task_info") or {}).get("task", "")), []).append(i)
-    rng = random.Random(seed)
-    queues = [groups[t] for t in sorted(groups)]
-    rng.shuffle(queues)  # a limit below the task count draws tasks, not the alphabetically first ones
-    for idx in queues:
-        rng.shuffle(idx)
-    picked: list[int] = []
-    depth = 0
-    while len(picked) < limit:  # round-robin over tasks: one record of each task per round
-        added = [q[depth] for q in queues if depth < len(q)]
-        if not added:
-            break
-        picked += added[:limit - len(picked)]
-        depth += 1
-    return [records[i] for i in sorted(picked)]
+
+def task_codes(tasks: Sequence[str]) -> np.ndarray:
+    """Task names -> codes numbered in sorted-name order (what :func:`stratified_indices` expects)."""
+    return np.unique(np.asarray(list(tasks), dtype=object), return_inverse=True)[1].astype(np.int64).reshape(-1)
+
+
+def task_of(record: dict[str, Any]) -> str:
+    return str((record.get("task_info") or {}).get("task", ""))
+
+
+def stratified_by_task(records: list[dict[str, Any]], limit: int, seed: int) -> list[dict[str, Any]]:
+    """:func:`stratified_indices` over ``task_info.task`` (records without one form one group), in file order."""
+    return [records[i] for i in stratified_indices(task_codes([task_of(r) for r in records]), limit, seed)]
 
 
 def read_records(path: str | Path, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
@@ -117,45 +129,79 @@ class PrepStats:
     row_capacity_tokens: int = 0  # rows * max_seq_length
 
 
-def tokenize_examples(tokenizer, records: list[dict], spec: DataSpec,
-                      stats: PrepStats) -> list[tuple[list[int], list[int]]]:
-    """``(input_ids, labels)`` per record, truncated to ``spec.max_seq_length``; too-long ones are dropped."""
+def encode_examples(tokenizer, records: list[dict], spec: DataSpec) -> list[tuple[list[int], list[int], int] | None]:
+    """``(input_ids, labels, n_cut)`` per record, truncated to ``spec.max_seq_length``; None where the fixed parts
+    alone do not fit (the record is dropped)."""
     segs = [render_segments(tokenizer, r, spec.format) for r in records]
     flat = [s for seg in segs for s in seg]
-    ids = tokenizer(flat, add_special_tokens=False)["input_ids"]
-    out = []
+    ids = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+    out: list[tuple[list[int], list[int], int] | None] = []
     for k in range(len(segs)):
         prefix, inp, suffix, completion = ids[4 * k: 4 * k + 4]
         fitted = fit_example(prefix, inp, suffix, completion, spec.max_seq_length)
-        stats.records += 1
         if fitted is None:
-            stats.dropped_too_long += 1
+            out.append(None)
             continue
         prompt, completion, n_cut = fitted
-        stats.truncated += n_cut > 0
-        stats.input_tokens_cut += n_cut
-        out.append(build_labels(prompt, completion, spec.completion_only_loss))
+        out.append((*build_labels(prompt, completion, spec.completion_only_loss), n_cut))
     return out
 
 
+def tokenize_examples(tokenizer, records: list[dict], spec: DataSpec,
+                      stats: PrepStats) -> list[tuple[list[int], list[int]]]:
+    """``(input_ids, labels)`` per record that fits, counting truncated and dropped records in ``stats``."""
+    out = []
+    for enc in encode_examples(tokenizer, records, spec):
+        stats.records += 1
+        if enc is None:
+            stats.dropped_too_long += 1
+            continue
+        ids, labels, n_cut = enc
+        stats.truncated += n_cut > 0
+        stats.input_tokens_cut += n_cut
+        out.append((ids, labels))
+    return out
+
+
+def training_order(sizes: Sequence[int], spec: DataSpec, seed: int) -> list[np.ndarray]:
+    """Training position of every selected record of each source: two sources mixed by ``spec.mix``, one source
+    shuffled (rows are read in this order; there is no sampler)."""
+    if len(sizes) == 2:
+        return list(mix_positions(sizes[0], sizes[1], spec.mix, seed))
+    return [mix_positions(sizes[0], 0, "shuffle", seed)[0]]
+
+
+def pack_groups(lengths: Sequence[int], spec: DataSpec) -> list[list[int]]:
+    """Example indices of each row of one packing chunk (``spec.pack_chunk`` consecutive positions)."""
+    if not spec.packing:
+        return [[i] for i in range(len(lengths))]
+    return pack_first_fit_decreasing(lengths, spec.max_seq_length, max(len(lengths), 1))
+
+
+def rows_of(examples: Sequence[tuple[Sequence[int], Sequence[int]]], groups: list[list[int]],
+            packing: bool) -> list[dict[str, list[int]]]:
+    if packing:
+        return [concat_row([examples[i] for i in g]) for g in groups]
+    return [{"input_ids": list(examples[g[0]][0]), "labels": list(examples[g[0]][1])} for g in groups]
+
+
 def build_rows(tokenizer, spec: DataSpec, seed: int) -> tuple[dict[str, list], PrepStats]:
-    """All training rows (columns ``input_ids, labels[, position_ids]``) in training order, plus statistics."""
+    """All training rows (columns ``input_ids, labels[, position_ids]``) in training order, plus statistics, in
+    memory: the reference for small data and tests; :func:`training.prepare.prepare_rows` builds the same rows on
+    Ray Data at any scale."""
     stats = PrepStats()
-    sources = [tokenize_examples(tokenizer, read_records(p, spec.max_samples, seed), spec, stats)
-               for p in spec.paths]
-    if any(not s for s in sources):
+    sources = [read_records(p, spec.max_samples, seed) for p in spec.paths]
+    ordered: list[dict[str, Any]] = [{}] * sum(len(s) for s in sources)
+    for records, positions in zip(sources, training_order([len(s) for s in sources], spec, seed)):
+        for rec, pos in zip(records, positions.tolist()):
+            ordered[pos] = rec
+    rows: list[dict[str, list[int]]] = []
+    for start in range(0, len(ordered), spec.pack_chunk):
+        chunk = tokenize_examples(tokenizer, ordered[start:start + spec.pack_chunk], spec, stats)
+        stats.examples += len(chunk)
+        rows += rows_of(chunk, pack_groups([len(ids) for ids, _ in chunk], spec), spec.packing)
+    if not rows:
         raise ValueError(f"data: no example fits max_seq_length={spec.max_seq_length}; raise data.max_seq_length")
-    if len(sources) == 2:
-        examples = [sources[src][i] for src, i in mix_order(len(sources[0]), len(sources[1]), spec.mix, seed)]
-    else:
-        examples = sources[0]  # the trainer's sampler shuffles
-    stats.examples = len(examples)
-    if spec.packing:
-        groups = pack_first_fit_decreasing([len(ids) for ids, _ in examples], spec.max_seq_length,
-                                            spec.pack_chunk)
-        rows = [concat_row([examples[i] for i in g]) for g in groups]
-    else:
-        rows = [{"input_ids": ids, "labels": labels} for ids, labels in examples]
     stats.rows = len(rows)
     stats.real_tokens = sum(len(r["input_ids"]) for r in rows)
     stats.row_capacity_tokens = stats.rows * spec.max_seq_length
@@ -164,40 +210,15 @@ def build_rows(tokenizer, spec: DataSpec, seed: int) -> tuple[dict[str, list], P
 
 
 def fingerprint(spec: DataSpec, model_path: str | Path, seed: int) -> str:
-    h = hashlib.sha256(json.dumps({"data": spec.model_dump(), "seed": seed}, sort_keys=True).encode())
+    # what decides the rows: not how many actors build them; "layout" names the on-disk format (parquet shards)
+    data = spec.model_dump(exclude={"prep_concurrency", "toy_data_if_missing"})
+    h = hashlib.sha256(json.dumps({"data": data, "seed": seed, "layout": "rows-v1"}, sort_keys=True).encode())
     for p in [*spec.paths, *sorted(Path(model_path).glob("tokenizer*")), Path(model_path) / "chat_template.jinja"]:
         p = Path(p)
         if p.exists():
             st = p.stat()
             h.update(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
-
-
-def prepare_dataset(spec: DataSpec, model_path: str | Path, out_dir: str | Path, seed: int) -> tuple[Path, dict]:
-    """Tokenize/pack once into ``out_dir`` (atomic, reused if the fingerprint matches); returns (dir, stats)."""
-    import datasets
-    from transformers import AutoTokenizer
-
-    out_dir = Path(out_dir)
-    fp = fingerprint(spec, model_path, seed)
-    stats_file = out_dir / "stats.json"
-    if stats_file.is_file():
-        stats = json.loads(stats_file.read_text())
-        if stats.get("fingerprint") == fp:
-            log.info("reusing prepared data at %s (%d rows)", out_dir, stats["rows"])
-            return out_dir, stats
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    columns, st = build_rows(tokenizer, spec, seed)
-    stats = {**asdict(st), "fingerprint": fp, "max_seq_length": spec.max_seq_length, "packing": spec.packing}
-    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    datasets.Dataset.from_dict(columns).save_to_disk(str(tmp))
-    (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
-    log.info("prepared %d rows from %d records (%d truncated, %d dropped as too long) at %s",
-             st.rows, st.records, st.truncated, st.dropped_too_long, out_dir)
-    return out_dir, stats
 
 
 def corpus_lines(paths: list[str], limit: int | None = None, seed: int = 0):

@@ -3,7 +3,8 @@
 Layout of a run (``{run.storage_path}/{run.name}/``, shared storage on multi-node clusters)::
 
     checkpoint_*/checkpoint/     HF checkpoints reported by the workers (Ray keeps run.num_to_keep)
-    prepared_data/               tokenized rows + stats.json (reused when the inputs did not change)
+    prepared_data/rows/          tokenized, packed rows as parquet shards (``training.prepare``, on Ray Data)
+    prepared_data/stats.json     their statistics and fingerprint (reused when the inputs did not change)
     attempts.jsonl               the step each attempt started from
     final_model/                 the trained model in HF format (AutoModelForCausalLM.from_pretrained)
 """
@@ -91,12 +92,39 @@ def preflight(cfg: SFTJobConfig, model_path: Path) -> None:
         raise ValueError("cannot start the SFT job:\n  - " + "\n  - ".join(errors))
 
 
+#: settings that do not change what a stage trains: free to change on resume (``jobkit.stage_state``)
+SFT_VOLATILE = ("log_level", "run.max_failures", "run.num_to_keep", "run.on_change", "run.mlflow_tracking_uri",
+                "fault_injection", "data.prep_concurrency", "data.toy_data_if_missing", "scaling.resources_per_worker",
+                "tiny_model.output_dir", "model_path")
+
+
+def sft_stage_key(cfg: SFTJobConfig, model_path: Path) -> dict:
+    """The stage's config and the fingerprints of the model it starts from and of its data files."""
+    from jobkit.stage_state import stage_key
+
+    inputs = {"model": model_path, **{f"data.paths[{k}]": p for k, p in enumerate(cfg.data.paths)}}
+    return stage_key(cfg.model_dump(mode="json"), inputs, SFT_VOLATILE)
+
+
+def finished_result(run_dir: Path) -> SFTResult:
+    import json
+
+    final = run_dir / "final_model"
+    stats_file = run_dir / "prepared_data" / "stats.json"
+    state = json.loads((final / "training_state.json").read_text()) if (final / "training_state.json").is_file() else {}
+    metrics = next((h for h in reversed(state.get("log_history", [])) if "loss" in h), {})
+    return SFTResult(final_model=final, run_dir=run_dir, metrics=dict(metrics),
+                     data_stats=json.loads(stats_file.read_text()) if stats_file.is_file() else {})
+
+
 def run_sft(cfg: SFTJobConfig) -> SFTResult:
-    """Prepare, train on Ray, and return where the final model is."""
+    """Prepare, train on Ray, and return where the final model is (at once when this config already finished)."""
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from training.data import prepare_dataset
+    from jobkit.stage_state import begin_stage, finish_stage
+    from training.prepare import prepare_rows, shard_files
+    from training.stream import ROW_COLUMNS, planned_steps, rows_dataset
     from training.worker import train_loop_per_worker
 
     ensure_toy_data(cfg)
@@ -109,16 +137,23 @@ def run_sft(cfg: SFTJobConfig) -> SFTResult:
         ds_config = load_deepspeed_config(cfg.train.deepspeed, on_cpu=not cfg.scaling.use_gpu)
     storage = Path(cfg.run.storage_path).expanduser().resolve()
     run_dir = storage / cfg.run.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    data_dir, stats = prepare_dataset(cfg.data, model_path, run_dir / "prepared_data", cfg.train.seed)
-    log.info("data: %d rows (%d examples, %d truncated, %d dropped); stage %d from %s",
-             stats["rows"], stats["examples"], stats["truncated"], stats["dropped_too_long"], cfg.stage, model_path)
-
+    if begin_stage(run_dir, sft_stage_key(cfg, model_path), cfg.run.on_change, f"SFT stage {cfg.stage}") == "done":
+        return finished_result(run_dir)
+    rows_dir, stats = prepare_rows(cfg.data, model_path, run_dir / "prepared_data", cfg.train.seed)
     scaling = cfg.scaling
+    max_steps = planned_steps(stats["rows"], scaling.num_workers, cfg.train.per_device_train_batch_size,
+                              cfg.gradient_accumulation_steps, cfg.train.num_train_epochs, cfg.train.max_steps)
+    log.info("data: %d rows (%d examples, %d truncated, %d dropped) in %d shards; %d steps; stage %d from %s",
+             stats["rows"], stats["examples"], stats["truncated"], stats["dropped_too_long"], stats["shards"],
+             max_steps, cfg.stage, model_path)
+    columns = [c for c in ROW_COLUMNS if c != "position_ids" or cfg.data.packing]
+    train_rows = rows_dataset(shard_files(rows_dir), columns)
+
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": cfg.model_dump(), "model_path": str(model_path), "data_dir": str(data_dir),
+        train_loop_config={"cfg": cfg.model_dump(), "model_path": str(model_path), "max_steps": max_steps,
                            "run_dir": str(run_dir), "deepspeed": ds_config},
+        datasets={"train": train_rows},
         scaling_config=ray.train.ScalingConfig(num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
                                                resources_per_worker=scaling.resources_per_worker),
         run_config=ray.train.RunConfig(
@@ -131,5 +166,6 @@ def run_sft(cfg: SFTJobConfig) -> SFTResult:
     final = run_dir / "final_model"
     if not (final / "config.json").is_file():
         raise RuntimeError(f"training finished but {final} holds no model; see the worker logs")
+    finish_stage(run_dir)
     log.info("final model: %s (last checkpoint: %s)", final, result.checkpoint and result.checkpoint.path)
     return SFTResult(final_model=final, run_dir=run_dir, metrics=dict(result.metrics or {}), data_stats=stats)

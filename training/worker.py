@@ -1,4 +1,6 @@
-"""What every Ray Train worker runs: the HF Trainer on the prepared rows, with checkpoints reported to Ray.
+"""What every Ray Train worker runs: the HF Trainer on its share of the prepared rows, checkpoints reported to Ray.
+
+- Data: this worker's Ray Data shard (``ray.train.get_dataset_shard("train")``), streamed (``training.stream``).
 
 - Resume: ``ray.train.get_checkpoint()`` (the latest reported checkpoint, after a worker-group restart or a
   re-submitted job with the same run name) -> HF ``resume_from_checkpoint``, which restores model, optimizer,
@@ -24,6 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCa
 
 from training.collate import SFTCollator
 from training.config import SFTJobConfig
+from training.stream import RowStream, stream_loader
 
 log = logging.getLogger(__name__)
 ATTEMPTS_FILE = "attempts.jsonl"
@@ -31,7 +34,12 @@ FAULT_MARKER = ".fault_injected"
 
 
 class SFTTrainer(Trainer):
-    """HF Trainer that adds the collator's throughput/padding metrics to every log."""
+    """HF Trainer that reads a :class:`RowStream` and adds the collator's throughput/padding metrics to every log."""
+
+    def get_train_dataloader(self):
+        if isinstance(self.train_dataset, RowStream):
+            return stream_loader(self.train_dataset)
+        return super().get_train_dataloader()
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         collator = self.data_collator
@@ -70,21 +78,21 @@ def load_model_for_training(model_path: str | Path, bf16: bool = False):
     return model
 
 
-def training_arguments(cfg: SFTJobConfig, output_dir: str, grad_accum: int,
+def training_arguments(cfg: SFTJobConfig, output_dir: str, grad_accum: int, max_steps: int,
                        deepspeed: dict | None = None) -> TrainingArguments:
-    """HF arguments from the job config; ``deepspeed`` is the config dict the driver loaded (or None)."""
+    """HF arguments from the job config; ``max_steps`` is the driver's plan (``training.stream.planned_steps``:
+    a streamed dataset has no length), ``deepspeed`` the config dict the driver loaded (or None)."""
     t = cfg.train
     return TrainingArguments(
         output_dir=output_dir, per_device_train_batch_size=t.per_device_train_batch_size,
         gradient_accumulation_steps=grad_accum, learning_rate=t.learning_rate,
         lr_scheduler_type=t.lr_scheduler_type, warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay,
-        num_train_epochs=t.num_train_epochs, max_steps=t.max_steps, logging_steps=t.logging_steps,
+        max_steps=max_steps, logging_steps=t.logging_steps,
         logging_first_step=True, save_strategy="steps", save_steps=t.save_steps, save_total_limit=1,
         report_to=["mlflow"] if cfg.run.mlflow_tracking_uri else [], run_name=cfg.run.name,
         use_cpu=not cfg.scaling.use_gpu, bf16=t.bf16, gradient_checkpointing=t.gradient_checkpointing,
         deepspeed=deepspeed, ddp_find_unused_parameters=False, seed=t.seed, data_seed=t.seed,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
-        train_sampling_strategy="sequential" if cfg.data.mix == "curriculum" else "random",
     )
 
 
@@ -105,7 +113,6 @@ def _configure_mlflow(cfg: SFTJobConfig) -> None:
 
 def train_loop_per_worker(config: dict) -> None:
     """Ray Train ``train_loop_per_worker``; ``config`` holds the job config and the paths the driver prepared."""
-    import datasets
     import ray.train
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
 
@@ -129,12 +136,13 @@ def train_loop_per_worker(config: dict) -> None:
     try:
         # Arguments BEFORE the model: with ZeRO-3 they register the DeepSpeed config, so from_pretrained loads the
         # weights already partitioned (zero.Init) instead of a full copy per worker.
-        args = training_arguments(cfg, local_out, cfg.gradient_accumulation_steps, config.get("deepspeed"))
+        args = training_arguments(cfg, local_out, cfg.gradient_accumulation_steps, config["max_steps"],
+                                  config.get("deepspeed"))
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         model = load_model_for_training(model_path, bf16=cfg.train.bf16)
-        train_ds = datasets.load_from_disk(config["data_dir"])
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         collator = SFTCollator(pad_id=pad_id)
+        train_ds = RowStream(ray.train.get_dataset_shard("train"), cfg.train.per_device_train_batch_size, collator)
 
         callbacks: list[TrainerCallback] = [AttemptLog(run_dir, rank)]
         if cfg.fault_injection.fail_at_step is not None:

@@ -138,6 +138,32 @@ def recheck_pass_rates(cfg: RLJobConfig, start: Path, final: Path, prompts: Path
                 {"id": r["id"], "task": r["task"], "start": b, "final": a} for r, b, a in zip(records, before, after)]}
 
 
+#: settings that do not change what the RL stage trains (``jobkit.stage_state``)
+RL_VOLATILE = ("log_level", "run.max_failures", "run.num_to_keep", "run.on_change", "run.mlflow_tracking_uri",
+               "scaling.resources_per_worker", "model_path", "openrlhf")
+
+
+def rl_stage_key(cfg: RLJobConfig, model_path: Path) -> dict:
+    """The RL config and the fingerprints of the policy it starts from and of its prompt sources."""
+    from jobkit.stage_state import stage_key
+
+    inputs: dict[str, Path] = {"model": model_path}
+    for k, src in enumerate(cfg.data.sources):
+        root = Path(src.path).expanduser()
+        inputs[f"data.sources[{k}]"] = root
+        for sub in ([src.labels] if src.labels else []) + ([src.qrels] if src.kind == "trial_matching" else []):
+            inputs[f"data.sources[{k}].{sub}"] = root / sub if not Path(sub).is_absolute() else Path(sub)
+    return stage_key(cfg.model_dump(mode="json"), inputs, RL_VOLATILE)
+
+
+def finished_rl_result(cfg: RLJobConfig, run_dir: Path) -> RLResult:
+    import json
+
+    check_file = run_dir / "rl_check.json"
+    check = json.loads(check_file.read_text()) if check_file.is_file() else None
+    return RLResult(final_model=run_dir / "final_model", run_dir=run_dir, metrics={}, prompts={}, check=check)
+
+
 def run_grpo(cfg: RLJobConfig) -> RLResult:
     """Export prompts, then GRPO with TRL on Ray Train; returns where the final model is."""
     import ray.train
@@ -150,7 +176,10 @@ def run_grpo(cfg: RLJobConfig) -> RLResult:
     model_path = Path(cfg.model_path).expanduser().resolve()
     preflight_model(model_path, cfg.grpo.max_prompt_length, cfg.grpo.max_completion_length)
     run_dir = run_dir_of(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    from jobkit.stage_state import begin_stage, finish_stage
+
+    if begin_stage(run_dir, rl_stage_key(cfg, model_path), cfg.run.on_change, "RL stage") == "done":
+        return finished_rl_result(cfg, run_dir)
     prompts, counts = prepare_prompts(cfg, model_path)
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -172,5 +201,6 @@ def run_grpo(cfg: RLJobConfig) -> RLResult:
 
     recheck = recheck_pass_rates(cfg, model_path, final, prompts) if cfg.data.select_by_pass_rate else None
     check = check_rl_run(model_path, final, recheck)
+    finish_stage(run_dir)
     return RLResult(final_model=final, run_dir=run_dir, metrics=dict(result.metrics or {}), prompts=counts,
                     check=check)

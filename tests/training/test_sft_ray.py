@@ -124,3 +124,28 @@ def _weights(path) -> dict:
 
 def _distance(a: dict, b: dict) -> float:
     return sum(float(((a[k] - b[k]) ** 2).sum()) for k in a) ** 0.5
+
+
+def test_a_changed_config_reruns_the_stage_and_the_same_one_skips(ray_session, tmp_path):
+    """Stage fingerprints (``jobkit.stage_state``): the same config returns the finished model without training, a
+    changed learning rate re-runs the stage and keeps the earlier run aside, ``on_change: refuse`` names the key."""
+    import pytest as _pytest
+
+    from jobkit.stage_state import StageChanged
+    from training.sft import run_sft
+
+    ins = write_toy_data(tmp_path / "ins.jsonl", n=24, seed=3)
+    base = {"stage": 1, "tiny_model": {"output_dir": str(tmp_path / "tiny")},
+            "data": {"paths": [str(ins)], "max_seq_length": 256},
+            "train": {"max_steps": 2, "global_batch_size": 2, "logging_steps": 1, "save_steps": 2},
+            "scaling": {"num_workers": 1}, "run": {"name": "fp", "storage_path": str(tmp_path / "runs")}}
+    first = run_sft(SFTJobConfig.model_validate(base))
+    stamp = (first.final_model / "model.safetensors").stat().st_mtime_ns
+    again = run_sft(SFTJobConfig.model_validate({**base, "run": {**base["run"], "max_failures": 3}}))
+    assert (again.final_model / "model.safetensors").stat().st_mtime_ns == stamp  # skipped: nothing retrained
+    changed = {**base, "train": {**base["train"], "learning_rate": 1e-3}}
+    with _pytest.raises(StageChanged, match="train.learning_rate"):
+        run_sft(SFTJobConfig.model_validate({**changed, "run": {**base["run"], "on_change": "refuse"}}))
+    rerun = run_sft(SFTJobConfig.model_validate(changed))
+    assert (rerun.final_model / "model.safetensors").stat().st_mtime_ns != stamp
+    assert (tmp_path / "runs" / "fp.replaced-1" / "final_model" / "model.safetensors").is_file()
