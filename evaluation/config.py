@@ -155,6 +155,10 @@ class EvaluateConfig(_Strict):
     output_dir: str = "outputs/evaluation"
     run_name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
     """Results go to ``<output_dir>/<run_name>/``; re-running the same run resumes it."""
+    on_change: Literal["refuse", "replace"] = "refuse"
+    """When ``<run_name>/`` holds predictions of other weights or settings (``run.json``): refuse, naming what
+    changed, or move that run aside to ``<run_name>.replaced-N`` and predict afresh (the pipeline's choice, so a
+    retrained stage is re-evaluated)."""
     model: ModelSpec = Field(default_factory=ModelSpec)
     benchmark: BenchmarkSpec
     prompting: PromptSpec = Field(default_factory=PromptSpec)

@@ -144,27 +144,44 @@ def prediction_fingerprint(cfg: EvaluateConfig, samples: pd.DataFrame) -> dict:
     ids = hashlib.sha256("\n".join(sorted(samples["sample_id"])).encode()).hexdigest()[:16]
     prompts = hashlib.sha256("\n".join(samples["messages"]).encode()).hexdigest()[:16]
     budgets = hashlib.sha256(",".join(map(str, samples["max_new_tokens"])).encode()).hexdigest()[:16]
-    return {"model": cfg.model_name, "backend": cfg.backend.kind, "max_new_tokens": cfg.backend.max_new_tokens,
+    from jobkit.stage_state import path_fingerprint
+
+    # the weights themselves: a retrained model at the same path is another model
+    weights = path_fingerprint(cfg.model.path) if cfg.model.path and cfg.backend.kind in ("transformers", "vllm") \
+        else None
+    fitted_on = ({p: path_fingerprint(p) for p in cfg.backend.baseline.training_data}
+                 if cfg.backend.kind == "baseline" else None)
+    return {"model": cfg.model_name, "weights": weights, "baseline_training_data": fitted_on, "backend": cfg.backend.kind, "max_new_tokens": cfg.backend.max_new_tokens,
             "max_input_tokens": cfg.backend.max_input_tokens, "decoding": cfg.decoding.model_dump(),
             "baseline": cfg.backend.baseline.model_dump() if cfg.backend.kind == "baseline" else None,
             "prompting": cfg.prompting.model_dump(), "benchmark": cfg.benchmark.kind, "prompts_sha256": prompts,
             "samples_sha256": ids, "budgets_sha256": budgets}
 
 
-def _check_fingerprint(run_dir: Path, fingerprint: dict) -> None:
+def _check_fingerprint(run_dir: Path, fingerprint: dict, on_change: str = "refuse") -> Path:
+    """Write ``run.json``; returns the run directory to use (a fresh one when ``on_change`` replaces a stale run)."""
     path = run_dir / "run.json"
     if path.is_file():
         old = json.loads(path.read_text())
         # a smaller or larger sample cap keeps the predictions of the samples both selections share
         keys = [k for k in fingerprint if k not in ("samples_sha256", "prompts_sha256", "budgets_sha256")]
         changed = [k for k in keys if old.get(k) != fingerprint[k]]
-        if changed:
+        if changed and on_change == "replace":
+            from jobkit.stage_state import free_name
+
+            aside = free_name(run_dir, "replaced")
+            os.replace(run_dir, aside)
+            run_dir.mkdir(parents=True)
+            log.warning("%s held predictions of a different %s; kept at %s, predicting afresh", run_dir,
+                        ", ".join(changed), aside)
+        elif changed:
             raise ValueError(f"{run_dir} holds predictions made with a different {', '.join(changed)} "
                              f"({ {k: old.get(k) for k in changed} } vs { {k: fingerprint[k] for k in changed} }); "
-                             "choose another run_name or delete the folder")
+                             "choose another run_name, delete the folder or set on_change: replace")
     tmp = path.with_name(".run.json.tmp")
     tmp.write_text(json.dumps(fingerprint, indent=2))
     os.replace(tmp, path)
+    return run_dir
 
 
 def log_to_mlflow(cfg: EvaluateConfig, metrics: dict, run: dict, files: list[Path]) -> None:
@@ -229,7 +246,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluationResult:
     samples = load_samples(cfg)
     log.info("evaluating %s on %d %s samples (%d tasks) with the %s backend -> %s", cfg.model_name, len(samples),
              cfg.benchmark.kind, samples["task"].nunique(), cfg.backend.kind, run_dir)
-    _check_fingerprint(run_dir, prediction_fingerprint(cfg, samples))
+    _check_fingerprint(run_dir, prediction_fingerprint(cfg, samples), cfg.on_change)
     summary = run_inference(samples, build_backend(cfg, int(samples["max_new_tokens"].max())), run_dir,
                             batch_size=cfg.backend.batch_size, progress=cfg.progress)
     log.info("inference: %d reused, %d run, %d failed in %.1f s", summary.reused, summary.ran, summary.errors,

@@ -160,6 +160,8 @@ class PipelineConfig(BaseModel):
         """One EvaluateConfig per compared model, in the report's order (the last model's is ``final``)."""
         template = copy.deepcopy(self.evaluation or {})
         template.setdefault("mlflow_tracking_uri", str(self.out / "mlruns"))
+        # a re-run after a stage was retrained re-evaluates it (the stale predictions are kept aside)
+        template.setdefault("on_change", "replace")
         wired = {"output_dir": str(self.out / "evaluation"),
                  "benchmark": {"kind": "ehr_bench",
                                "paths": [str(self.out / "datasets" / "ehr_bench" / "ehr_bench.jsonl")]}}

@@ -39,9 +39,29 @@ def test_bad_rl_settings_fail_before_any_work(tmp_path, override, fragment):
     assert not any(tmp_path.iterdir())
 
 
-def test_finished_rl_stage_is_skipped(tmp_path):
+def _finished_rl_run(cfg):
+    """A stage-2 model and an RL run directory marked finished for ``cfg``'s RL config and that model."""
+    from jobkit.stage_state import begin_stage, finish_stage
+    from rl.grpo.run import rl_stage_key, run_dir_of
+    from training.tiny_model import build_tiny_model
+
+    rl = cfg.rl_config()
+    build_tiny_model(rl.model_path)
+    run = run_dir_of(rl)
+    assert begin_stage(run, rl_stage_key(rl, Path(rl.model_path).resolve())) == "fresh"
+    (run / "final_model").mkdir()
+    (run / "final_model" / "config.json").write_text("{}")
+    finish_stage(run)
+    return run / "final_model"
+
+
+def test_finished_rl_stage_is_skipped_only_for_the_same_config(tmp_path):
+    from jobkit.stage_state import StageChanged
+
     cfg = load_config(PipelineConfig, DEMO, [f"output_dir={tmp_path}"])
-    final = tmp_path / "runs" / "demo_rl" / "final_model"
-    final.mkdir(parents=True)
-    (final / "config.json").write_text("{}")
+    final = _finished_rl_run(cfg)
     assert run_rl_stage(cfg) == final
+    changed = load_config(PipelineConfig, DEMO, [f"output_dir={tmp_path}", "rl.grpo.learning_rate=0.5",
+                                                 "rl.run.on_change=refuse"])
+    with pytest.raises(StageChanged, match="config.grpo.learning_rate"):
+        run_rl_stage(changed)
