@@ -107,7 +107,9 @@ def pip_install_requirements(command: str) -> list[str]:
             if word.startswith("-"):
                 continue
             match = _PROJECT_SPEC.match(word)
-            if match:
+            if word.endswith(".whl"):  # a wheel file: its distribution is the file name's first field
+                out.append(Path(word).name.split("-")[0].replace("_", "-"))
+            elif match:
                 out += project_requirements([e for e in (match["extras"] or "").split(",") if e])
             else:
                 out.append(word.strip("'\""))
@@ -115,8 +117,9 @@ def pip_install_requirements(command: str) -> list[str]:
 
 
 def dockerfile_requirements(path: Path) -> list[str]:
-    """What a Dockerfile installs: its base image's set plus every ``RUN pip install``."""
-    text = path.read_text().replace("\\\n", " ")
+    """What a Dockerfile's final stage installs: its base image's set plus every ``RUN pip install`` (earlier
+    build stages only hand it files, e.g. a wheel, which its own ``pip install`` then names)."""
+    text = re.split(r"^(?=FROM\s)", path.read_text().replace("\\\n", " "), flags=re.M)[-1]
     [base] = re.findall(r"^FROM\s+(\S+)", text, re.M)
     assert base in BASE_IMAGES, f"{path.name}: base image {base} is not one this test knows the content of"
     reqs = list(BASE_IMAGES[base])

@@ -440,3 +440,48 @@ def test_every_kuberay_job_config_validates_with_its_overrides(label, module, co
     for override in moved:
         for path in re.findall(re.escape(str(shared)) + r"[^\s,\]}]*", override):
             assert path in dumped, f"{override} did not reach the config"
+
+
+def test_rl_image_installs_a_flash_attn_wheel_built_for_its_own_torch():
+    """OpenRLHF imports flash_attn at module level; PyPI has only its sdist, which needs nvcc and a compiler. The
+    final image must install a wheel (no source build there), built in a stage with the same torch pin."""
+    import re
+
+    from tests.cluster.manifests import CLUSTER, dockerfile_requirements
+
+    text = (CLUSTER / "Dockerfile.openrlhf").read_text().replace("\\\n", " ")
+    builder, final = re.split(r"^(?=FROM\s)", text, flags=re.M)[1:]
+    torch_pins = {stage: re.findall(r'"(torch==[^"]+)"', stage) for stage in (builder, final)}
+    assert torch_pins[builder] == torch_pins[final] == ["torch==2.13.0"]
+    assert "pip wheel" in builder and "FLASH_ATTENTION_FORCE_BUILD=TRUE" in builder
+    assert "COPY --from=flash-attn" in final and '"flash-attn==' not in final  # the wheel, never the sdist
+    assert "flash-attn" in dockerfile_requirements(CLUSTER / "Dockerfile.openrlhf")
+
+
+@pytest.mark.parametrize("path", ["training/__pycache__/x.pyc", "outputs/demo/runs/a.safetensors",
+                                  "tests/fixtures/outputs/x.parquet", "data_pipeline/x/y.csv.gz"])
+def test_dockerignore_excludes_artefacts_at_any_depth(path):
+    """Docker matches .dockerignore patterns from the context root (Go filepath.Match, ``**`` = any directories):
+    nested caches, outputs and data files stay out of the image."""
+    def regex(pattern: str) -> re.Pattern:
+        out, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                out, i = out + "(?:.*/)?", i + 3
+            elif pattern[i] == "*":
+                out, i = out + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                out, i = out + "[^/]", i + 1
+            else:
+                out, i = out + re.escape(pattern[i]), i + 1
+        return re.compile(out)
+
+    patterns = [regex(line.strip().rstrip("/")) for line in (REPO / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+
+    def excluded(p: str) -> bool:  # a pattern that matches a directory excludes everything under it
+        parts = p.split("/")
+        return any(rx.fullmatch("/".join(parts[:k])) for rx in patterns for k in range(1, len(parts) + 1))
+
+    assert excluded(path)
+    assert not excluded("training/sft.py")
