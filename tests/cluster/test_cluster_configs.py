@@ -485,3 +485,32 @@ def test_dockerignore_excludes_artefacts_at_any_depth(path):
 
     assert excluded(path)
     assert not excluded("training/sft.py")
+
+
+def _pod_specs(node):
+    """Every pod spec (a mapping with ``containers``) anywhere in a manifest."""
+    if isinstance(node, dict):
+        if "containers" in node:
+            yield node
+        for value in node.values():
+            yield from _pod_specs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _pod_specs(value)
+
+
+@pytest.mark.parametrize("manifest", sorted(p.name for p in (REPO / "cluster" / "kuberay").glob("*.yaml")))
+def test_every_pod_on_the_shared_volume_can_write_to_it(manifest):
+    """The image runs as uid 1000 (group 100): a fresh EBS volume is handed over by fsGroup, a fresh NFS/EFS volume
+    (which ignores fsGroup) by a root init container, before any Ray process writes."""
+    pods = [pod for doc in yaml.safe_load_all((REPO / "cluster" / "kuberay" / manifest).read_text()) if doc
+            for pod in _pod_specs(doc)
+            if any(v.get("persistentVolumeClaim") for v in pod.get("volumes", []))]
+    assert pods or manifest == "shared-storage.yaml"  # the claim itself has no pod
+    for pod in pods:
+        assert pod["securityContext"]["fsGroup"] == 100
+        [init] = [c for c in pod.get("initContainers", []) if c["name"] == "shared-volume-owner"]
+        assert init["securityContext"]["runAsUser"] == 0
+        assert "chown 1000:100 /mnt/shared" in " ".join(init["command"])
+        assert {"name": "shared", "mountPath": "/mnt/shared"} in init["volumeMounts"]
+        assert init["image"] == pod["containers"][0]["image"]
