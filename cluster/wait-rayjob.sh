@@ -7,7 +7,14 @@ set -euo pipefail
 name=${1:?usage: cluster/wait-rayjob.sh <rayjob name> [poll seconds]}
 poll=${2:-30}
 kubectl=${KUBECTL:-kubectl}
+misses=0
 while true; do
+  if ! $kubectl get "rayjob/$name" >/dev/null 2>&1; then  # a typo or a deleted job never ends: give up after 3 polls
+    misses=$((misses + 1))
+    if (( misses >= 3 )); then echo "rayjob/$name: not found (kubectl get failed $misses times)" >&2; exit 1; fi
+    sleep "$poll"; continue
+  fi
+  misses=0
   job=$($kubectl get "rayjob/$name" -o jsonpath='{.status.jobStatus}' 2>/dev/null || true)
   deploy=$($kubectl get "rayjob/$name" -o jsonpath='{.status.jobDeploymentStatus}' 2>/dev/null || true)
   case "$job" in
