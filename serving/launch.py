@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 
 from serving.config import ServeConfig
@@ -53,11 +54,18 @@ def run(cfg: ServeConfig) -> None:
     from jobkit.ray_runtime import setup_logging
 
     setup_logging(cfg.log_level)
+    # `ray job stop` (and Kubernetes) stop the driver with SIGTERM: Python's default would end it at once and skip
+    # the delete, leaving the Serve app running on the cluster with no job behind it.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
     start(cfg)
     print(usage_text(cfg), flush=True)
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
+        while not stop.wait(1.0):
+            pass
         print("shutting down", flush=True)
     finally:
-        serve.delete(cfg.app_name)
+        # not blocking: the detached Serve controller finishes the delete; `ray job stop` SIGKILLs a driver that is
+        # not gone within RAY_JOB_STOP_WAIT_TIME_S (3 s by default)
+        serve.delete(cfg.app_name, _blocking=False)

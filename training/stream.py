@@ -27,18 +27,18 @@ def _read_shard(batch: dict, columns: list[str]):
     return pa.concat_tables([pq.read_table(str(path), columns=columns) for path in batch["path"]])
 
 
-def rows_dataset(files: list[str], columns: list[str]):
+def rows_dataset(files: list[str], columns: list[str], readers: int = 2):
     """The prepared shards as a Ray Dataset whose tasks take no CPU slot.
 
     The Train workers hold the node's CPUs (on a CPU cluster all of them) and Ray Train leaves Ray Data only what
     they do not hold, so a task that waits for a CPU -- including ``read_parquet``'s own file-listing task -- stalls
-    every worker for good. The shards are named by the driver (no listing) and read by zero-CPU tasks; decoding a
-    shard is cheap next to a training step."""
+    every worker for good. The shards are named by the driver (no listing) and read by zero-CPU tasks, at most
+    ``readers`` at a time: zero-CPU tasks are not bounded by the node's CPUs, and each one is a worker process."""
     import ray.data
 
     return (ray.data.from_items([{"path": f} for f in files], override_num_blocks=len(files))
             .map_batches(_read_shard, batch_size=1, batch_format="numpy", num_cpus=0,
-                         fn_kwargs={"columns": columns}))
+                         compute=ray.data.TaskPoolStrategy(size=readers), fn_kwargs={"columns": columns}))
 
 
 def planned_steps(rows: int, num_workers: int, per_device_batch: int, grad_accum: int, epochs: float,
