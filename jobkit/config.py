@@ -6,6 +6,7 @@ Every problem is collected and reported together, each naming the file, the fiel
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, TypeVar
@@ -94,6 +95,46 @@ def load_config(model: type[M], path: str | Path | None, overrides: list[str] | 
     return validate_config(model, data, source, overrides)
 
 
+#: config keys (at any depth) a job WRITES to; inputs may stay relative (they resolve against the uploaded code)
+OUTPUT_KEYS = frozenset({"output_dir", "storage_path", "prompts_path", "report_path", "index_cache_dir",
+                         "mlflow_tracking_uri"})
+
+
+def relative_outputs(data: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of :data:`OUTPUT_KEYS` whose value is a relative filesystem path (a URI with a scheme is not)."""
+    out: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = f"{prefix}{key}"
+            if key in OUTPUT_KEYS and isinstance(value, (str, Path)) and str(value) and "://" not in str(value) \
+                    and not str(value).startswith(("/", "~", "file:", "sqlite:")):
+                out.append(name)
+            else:
+                out += relative_outputs(value, name + ".")
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            out += relative_outputs(value, f"{prefix[:-1]}[{i}].")
+    return out
+
+
+def in_submitted_job() -> bool:
+    """True in the driver of a ``ray job submit`` job whose code came as a ``--working-dir`` upload: its cwd is
+    Ray's per-job copy of that directory, which Ray deletes."""
+    return bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")) and "runtime_resources" in os.getcwd()
+
+
+def refuse_relative_outputs(cfg: BaseModel) -> None:
+    """In a submitted job, a relative output path is refused before any work, naming the keys."""
+    if not in_submitted_job():
+        return
+    keys = relative_outputs(cfg.model_dump(mode="json"))
+    if keys:
+        raise ConfigError(
+            f"{', '.join(keys)}: relative output path(s) in a submitted job would be written into Ray's copy of the "
+            f"working dir ({os.getcwd()}), which Ray deletes; give absolute paths on shared storage, e.g. "
+            f"{keys[0]}=/mnt/shared/... (or $PWD/outputs/... for a local head)")
+
+
 def parse_job_args(model: type[M], argv: list[str] | None = None, description: str = "") -> M:
     """The argv shape every ``ray_jobs`` entrypoint shares: ``--config FILE [key=value ...]``."""
     parser = argparse.ArgumentParser(description=description)
@@ -101,7 +142,9 @@ def parse_job_args(model: type[M], argv: list[str] | None = None, description: s
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. synthetic.num_patients=200")
     args = parser.parse_args(argv)
     try:
-        return load_config(model, args.config, args.overrides)
+        cfg = load_config(model, args.config, args.overrides)
+        refuse_relative_outputs(cfg)
+        return cfg
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -230,3 +230,35 @@ def test_first_stage_runs_on_both_nodes_and_a_lost_worker_is_survived_or_reporte
         message = f"{info.message or ''}\n{logs}"
         assert any(word in message for word in ("node", "Node", "worker", "Worker", "died", "unavailable")), (
             f"the failure does not name the lost node/worker:\n{message[-3000:]}")
+
+
+PROBE = '''
+import json, ray, training
+ray.init()
+
+@ray.remote(resources={"worker_node": 0.01}, num_cpus=0)
+def where():
+    import upload_probe_marker, training  # the marker exists only in the uploaded copy
+    return {"training": training.__file__, "marker": upload_probe_marker.__file__}
+
+print("PROBE " + json.dumps({"driver": training.__file__, "worker": ray.get(where.remote())}))
+'''
+
+
+def test_jobs_run_the_uploaded_working_dir_on_every_node(two_nodes, tmp_path):
+    """`ray job submit --working-dir` carries the code: driver and worker-node tasks import the project from the
+    uploaded copy (a module that exists only there is importable on the worker), not from the checkout."""
+    import json
+
+    upload = tmp_path / "upload"
+    shutil.copytree(REPO, upload, ignore=shutil.ignore_patterns(".venv", ".git", "outputs", "__pycache__", "*.pyc"))
+    (upload / "upload_probe_marker.py").write_text("# only in the uploaded working dir\n")
+    (upload / "upload_probe.py").write_text(PROBE)
+    subprocess.run([str(BIN / "ray"), "job", "submit", "--address", two_nodes.address, "--submission-id", "probe-1",
+                    "--working-dir", str(upload), "--no-wait", "--", "python", "upload_probe.py"],
+                   check=True, env=_env(), capture_output=True, timeout=300, cwd=tmp_path)
+    assert two_nodes.wait("probe-1", timeout=300) == "SUCCEEDED", two_nodes.client().get_job_logs("probe-1")[-3000:]
+    [line] = [x for x in two_nodes.client().get_job_logs("probe-1").splitlines() if x.startswith("PROBE ")]
+    seen = json.loads(line[6:])
+    for path in (seen["driver"], seen["worker"]["training"], seen["worker"]["marker"]):
+        assert "runtime_resources" in path and str(REPO) not in path, seen

@@ -337,3 +337,19 @@ def test_import_check_catches_the_plain_ray_image():
     assert any("numba" in p for p in missing_imports("ray_jobs.build_timelines", set(), env))
     sft = missing_imports("ray_jobs.train_sft", {"mlflow"}, env)
     assert any("transformers" in p for p in sft) and any("mlflow" in p for p in sft)
+
+
+@pytest.mark.parametrize("label", [label for label in sorted(INVOCATIONS) if INVOCATIONS[label].config])
+def test_shipped_jobs_write_only_to_absolute_paths(label, tmp_path, monkeypatch):
+    """A submitted job refuses relative output paths (they land in Ray's per-job copy of the working dir, which Ray
+    deletes): every shipped RayJob / RayService must name absolute ones."""
+    from jobkit.config import relative_outputs
+
+    inv = INVOCATIONS[label]
+    if _pending(inv):
+        pytest.skip(_pending(inv))
+    if inv.module not in STAGE_IO:
+        pytest.skip(f"{inv.module}: no config class registered in STAGE_IO")
+    monkeypatch.setenv("EHR_SERVE_API_KEYS", "test-key")  # the RayService's key comes from a Kubernetes secret
+    cfg = _load(inv, tmp_path)._obj
+    assert relative_outputs(cfg.model_dump(mode="json")) == []

@@ -116,3 +116,37 @@ def test_relative_config_paths_resolve_from_any_cwd(tmp_path, monkeypatch):
     assert load_config(Any_, rel).model_dump() == {"local": 1}
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(Any_, "no/such.yaml")
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"output_dir": "outputs/x"}, ["output_dir"]),
+    ({"output_dir": "/mnt/shared/x", "run": {"storage_path": "~/ray_results"}}, []),
+    ({"run": {"storage_path": "runs", "mlflow_tracking_uri": "http://mlflow:5000"}}, ["run.storage_path"]),
+    ({"run": {"mlflow_tracking_uri": "mlruns"}}, ["run.mlflow_tracking_uri"]),
+    ({"data": {"paths": ["relative/input.jsonl"]}}, []),  # inputs may stay relative (they come with the upload)
+    ({"stages": [{"output_dir": "a"}, {"output_dir": "/b"}]}, ["stages[0].output_dir"]),
+    ({"tiny_model": {"output_dir": None}}, []),
+])
+def test_relative_outputs(data, expected):
+    from jobkit.config import relative_outputs
+
+    assert relative_outputs(data) == expected
+
+
+def test_a_submitted_job_refuses_a_relative_output_before_any_work(tmp_path, monkeypatch, capsys):
+    from jobkit.config import parse_job_args
+    from training.config import SFTJobConfig
+
+    job_cwd = tmp_path / "session" / "runtime_resources" / "working_dir_files" / "_ray_pkg_x"
+    job_cwd.mkdir(parents=True)
+    monkeypatch.chdir(job_cwd)
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", '{"runtime_env": {"working_dir": "gcs://_ray_pkg_x.zip"}}')
+    args = ["data.paths=[x.jsonl]", "tiny_model.output_dir=/tmp/t", "run.name=s1"]
+    with pytest.raises(SystemExit):
+        parse_job_args(SFTJobConfig, [*args, "run.storage_path=runs"])
+    err = capsys.readouterr().err
+    assert "run.storage_path" in err and "Ray deletes" in err and "/mnt/shared" in err
+    cfg = parse_job_args(SFTJobConfig, [*args, f"run.storage_path={tmp_path / 'runs'}"])
+    assert cfg.run.storage_path == str(tmp_path / "runs")
+    monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR")  # a plain local run may write relative paths
+    assert parse_job_args(SFTJobConfig, [*args, "run.storage_path=runs"]).run.storage_path == "runs"
