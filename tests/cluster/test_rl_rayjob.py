@@ -6,30 +6,15 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.cluster.test_multinode import TwoNodes, _kill_node, _start_node
 
 REPO = Path(__file__).resolve().parents[2]
 FIX = REPO / "tests" / "rl" / "fixtures"
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def head():
-    base = Path(f"/tmp/ehr21rl-{os.getpid()}")  # short: Ray's socket paths live under the temp dir
-    base.mkdir(parents=True, exist_ok=True)
-    cluster = TwoNodes(base)
-    try:
-        _start_node(cluster.head_tmp, cluster._head_args)
-        yield cluster
-    finally:
-        _kill_node(cluster.head_tmp)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_rl_rayjob_reads_failed_when_openrlhf_fails(head, tmp_path):

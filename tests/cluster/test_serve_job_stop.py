@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.test_multinode import REPO, TwoNodes, _kill_node, _start_node
+from tests.cluster.test_multinode import REPO
 from tests.loopback import free_port
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def head():
-    base = Path(f"/tmp/ehr21sv-{os.getpid()}")  # short: Ray's socket paths live under the temp dir
-    base.mkdir(parents=True, exist_ok=True)
-    cluster = TwoNodes(base)
-    try:
-        _start_node(cluster.head_tmp, cluster._head_args)
-        yield cluster
-    finally:
-        _kill_node(cluster.head_tmp)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _apps(address: str) -> dict:
