@@ -7,6 +7,8 @@ start (:func:`begin_stage`):
 - same key, finished          -> ``"done"``: the caller returns the finished model;
 - same key, not finished      -> ``"resume"``: Ray Train resumes from the latest checkpoint;
 - no run directory            -> ``"fresh"``;
+- only ``extendable`` keys changed (a larger ``max_steps``) -> ``"resume"``: training goes on from the latest
+  checkpoint to the new length, as HF Trainer's ``resume_from_checkpoint`` does;
 - a different key (or a run directory without ``stage.json``) -> the changed keys are named and, with
   ``on_change: rerun``, the stale run is moved aside to ``<run>.replaced-N`` (nothing is deleted) and the stage runs
   afresh; with ``on_change: refuse`` it stops with a message naming the keys.
@@ -93,7 +95,7 @@ def _write(run_dir: Path, state: dict) -> None:
 
 
 def begin_stage(run_dir: str | Path, key: dict, on_change: str = "rerun", what: str = "stage",
-                done_marker: str = "final_model/config.json") -> Status:
+                done_marker: str = "final_model/config.json", extendable: Iterable[str] = ()) -> Status:
     """Decide done / resume / fresh for ``run_dir`` (see the module doc); writes ``stage.json`` for this key."""
     run_dir = Path(run_dir)
     state_file = run_dir / STATE_FILE
@@ -106,6 +108,11 @@ def begin_stage(run_dir: str | Path, key: dict, on_change: str = "rerun", what: 
             log.info("%s: resuming %s (same config and inputs)", what, run_dir)
             return "resume"
         changed = changed_keys(old["key"], key) if old is not None else [f"(no {STATE_FILE}: run of unknown config)"]
+        if changed and {f"config.{k}" for k in extendable} >= set(changed):
+            log.info("%s: %s changed; training goes on from the latest checkpoint in %s", what, ", ".join(changed),
+                     run_dir)
+            _write(run_dir, {"key": key, "done": False})
+            return "resume"
         shown = ", ".join(changed[:12]) + (f" and {len(changed) - 12} more" if len(changed) > 12 else "")
         if on_change == "refuse":
             raise StageChanged(f"{run_dir} holds a {what} run of another config or other inputs (changed: {shown}); "

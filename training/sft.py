@@ -96,6 +96,8 @@ def preflight(cfg: SFTJobConfig, model_path: Path) -> None:
 SFT_VOLATILE = ("log_level", "run.max_failures", "run.num_to_keep", "run.on_change", "run.mlflow_tracking_uri",
                 "fault_injection", "data.prep_concurrency", "data.toy_data_if_missing", "scaling.resources_per_worker",
                 "tiny_model.output_dir", "model_path")
+#: settings whose change continues the run from its latest checkpoint rather than starting over
+SFT_EXTENDABLE = ("train.max_steps",)
 
 
 def sft_stage_key(cfg: SFTJobConfig, model_path: Path) -> dict:
@@ -137,7 +139,8 @@ def run_sft(cfg: SFTJobConfig) -> SFTResult:
         ds_config = load_deepspeed_config(cfg.train.deepspeed, on_cpu=not cfg.scaling.use_gpu)
     storage = Path(cfg.run.storage_path).expanduser().resolve()
     run_dir = storage / cfg.run.name
-    if begin_stage(run_dir, sft_stage_key(cfg, model_path), cfg.run.on_change, f"SFT stage {cfg.stage}") == "done":
+    if begin_stage(run_dir, sft_stage_key(cfg, model_path), cfg.run.on_change, f"SFT stage {cfg.stage}",
+                   extendable=SFT_EXTENDABLE) == "done":
         return finished_result(run_dir)
     rows_dir, stats = prepare_rows(cfg.data, model_path, run_dir / "prepared_data", cfg.train.seed)
     scaling = cfg.scaling

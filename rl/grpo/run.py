@@ -141,6 +141,8 @@ def recheck_pass_rates(cfg: RLJobConfig, start: Path, final: Path, prompts: Path
 #: settings that do not change what the RL stage trains (``jobkit.stage_state``)
 RL_VOLATILE = ("log_level", "run.max_failures", "run.num_to_keep", "run.on_change", "run.mlflow_tracking_uri",
                "scaling.resources_per_worker", "model_path", "openrlhf")
+#: settings whose change continues the run from its latest checkpoint rather than starting over
+RL_EXTENDABLE = ("grpo.max_steps",)
 
 
 def rl_stage_key(cfg: RLJobConfig, model_path: Path) -> dict:
@@ -178,7 +180,8 @@ def run_grpo(cfg: RLJobConfig) -> RLResult:
     run_dir = run_dir_of(cfg)
     from jobkit.stage_state import begin_stage, finish_stage
 
-    if begin_stage(run_dir, rl_stage_key(cfg, model_path), cfg.run.on_change, "RL stage") == "done":
+    if begin_stage(run_dir, rl_stage_key(cfg, model_path), cfg.run.on_change, "RL stage",
+                   extendable=RL_EXTENDABLE) == "done":
         return finished_rl_result(cfg, run_dir)
     prompts, counts = prepare_prompts(cfg, model_path)
     trainer = TorchTrainer(

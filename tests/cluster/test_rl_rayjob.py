@@ -4,7 +4,6 @@ the run fails inside OpenRLHF: the job must read FAILED with OpenRLHF's own erro
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 

@@ -74,3 +74,17 @@ def test_a_run_without_state_is_not_taken_for_this_config(tmp_path):
     (run / "final_model" / "config.json").write_text("{}")
     assert begin_stage(run, stage_key({"lr": 1}, {})) == "fresh"
     assert (tmp_path / "legacy.replaced-1" / "final_model").is_dir()
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_a_longer_max_steps_goes_on_from_the_checkpoint(tmp_path, finished):
+    run = tmp_path / "rl"
+    begin_stage(run, stage_key({"grpo": {"max_steps": 2, "lr": 1}}, {}))
+    if finished:
+        _finish(run)
+    longer = stage_key({"grpo": {"max_steps": 4, "lr": 1}}, {})
+    assert begin_stage(run, longer, extendable=("grpo.max_steps",)) == "resume"
+    assert not (tmp_path / "rl.replaced-1").exists()
+    assert json.loads((run / "stage.json").read_text()) == {"key": longer, "done": False}
+    # another key changing with it is a different run, not an extension
+    assert begin_stage(run, stage_key({"grpo": {"max_steps": 6, "lr": 2}}, {}), extendable=("grpo.max_steps",)) == "fresh"

@@ -56,5 +56,5 @@ def test_a_killed_pipeline_resumes_from_the_last_finished_stage(tmp_path):
     rerun = subprocess.run(_command(out), cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
     assert _digests(finished) == before, "a finished stage was redone"
-    assert "stage 1 already trained, skipping" in rerun.stderr + rerun.stdout
+    assert "SFT stage 1 already finished with this config and these inputs" in rerun.stderr + rerun.stdout
     assert (out / "runs" / "demo_stage2" / "final_model" / "config.json").is_file()
