@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 from urllib.parse import urlparse
 
@@ -70,6 +69,9 @@ class SynthesisSpec(_Strict):
     trusted_hosts: list[str] = []
     #: Sending EHR text to a host that is neither loopback nor trusted (a third-party API) needs this set to true.
     allow_ehr_to_third_party_api: bool = False
+    #: Route requests through the proxy that HTTP(S)_PROXY / ALL_PROXY name (NO_PROXY honoured). Off: proxy
+    #: variables are ignored. On: the proxy is a destination too and must be this machine or a trusted host.
+    use_proxy_env: bool = False
     max_concurrency: int = Field(8, ge=1)
     max_retries: int = Field(4, ge=0)
     backoff_seconds: float = Field(1.0, ge=0)
@@ -101,13 +103,11 @@ class SynthesisSpec(_Strict):
 
 
 def is_local_or_trusted(host: str, trusted: list[str]) -> bool:
-    """Loopback addresses, ``localhost`` and the configured hosts."""
-    if host in trusted or host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """Loopback addresses, ``localhost`` resolving to loopback only, and the configured hosts
+    (:func:`data_pipeline.thinking_graph.egress.host_allowed`, which the client also applies to every request)."""
+    from data_pipeline.thinking_graph.egress import host_allowed
+
+    return host_allowed(host, trusted)
 
 
 class RayConfig(_Strict):

@@ -2,7 +2,8 @@
 
 * Where: the project's own Ray Serve endpoint (``python -m ray_jobs.serve``) or a local vLLM server by default.
   :func:`check_destination` refuses any host that is neither loopback nor listed in ``trusted_hosts`` unless
-  ``allow_ehr_to_third_party_api`` is set (checked at config load and again before the first request).
+  ``allow_ehr_to_third_party_api`` is set (checked at config load and again before the first request), and the
+  HTTP client (:mod:`egress`) checks every request's host, follows no redirect and ignores proxy variables.
 * Resumable: every finished sample (all its candidates) is appended to ``responses.jsonl`` and flushed; a re-run
   reads it and requests only the others. A sample whose requests keep failing is not written, so the next run
   retries it; one failing sample never stops the run.
@@ -20,14 +21,15 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from data_pipeline.thinking_graph.egress import EgressRefused, guarded_async_client
 from data_pipeline.thinking_graph.reasoning import rejection_reason
 
 log = logging.getLogger(__name__)
 SYSTEM = "You are a helpful assistant."
 
 
-class ThirdPartyRefused(PermissionError):
-    pass
+class ThirdPartyRefused(EgressRefused):
+    """The configured base URL itself is not an allowed destination."""
 
 
 def check_destination(spec) -> None:
@@ -74,7 +76,7 @@ def _retriable(exc: Exception) -> bool:
 
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    return True
+    return not isinstance(exc, EgressRefused) and not isinstance(exc.__cause__, EgressRefused)
 
 
 async def _complete(client, spec, model: str, prompt: str, counters: Counters) -> str | None:
@@ -106,7 +108,7 @@ async def _run(jobs, spec, responses: Path, counters: Counters) -> None:
 
     key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
     client = openai.AsyncOpenAI(base_url=spec.base_url, api_key=key or "none", max_retries=0,
-                                timeout=spec.timeout_seconds)
+                                timeout=spec.timeout_seconds, http_client=guarded_async_client(spec))
     model = spec.model
     if model is None:
         models = await client.models.list()
