@@ -6,8 +6,14 @@ absent from UMLS still count in the co-occurrence statistics; they just have no 
 * Structured events contribute the decision-making label strings of that event (the reference's
   ``item_info_process``): for every DM task anchored on the event's table, the task's ``target_key`` values
   (:func:`data_pipeline.tasks.decision_making.item_labels`), looked up exactly, then normalised.
+  An item name the vocabulary does not know goes through QuickUMLS (the reference's fallback): its best match,
+  if any, gives the CUI.
 * Free text (the reference's: the admission's ``admission_info``, radiology and discharge note ``text``) goes
   through QuickUMLS and keeps every matched span.
+
+Memory: the vocabulary is built once, on the driver, for the item names the cohort has (:func:`names_of_batch`
+collects them on Ray Data; :meth:`UmlsVocabulary.from_rrf` streams MRCONSO), and the actors share that small
+name -> CUI map through the object store (:class:`NameMap`) instead of each loading the release.
 """
 
 from __future__ import annotations
@@ -31,11 +37,6 @@ NAME = pa.struct([("name", pa.string()), ("key", pa.string())])
 #: key of every structured item name seen (so the labels of the patient's samples map to the same keys).
 CONCEPTS_SCHEMA = pa.schema([("subject_id", pa.int64()), ("concepts", pa.list_(pa.list_(pa.string()))),
                              ("spans", pa.list_(SPAN)), ("names", pa.list_(NAME))])
-
-
-def concept_key(name: str, vocab: UmlsVocabulary) -> str:
-    cui = vocab.lookup(name)
-    return cui if cui is not None else "~" + normalise(name)
 
 
 @lru_cache(maxsize=1)
@@ -64,19 +65,42 @@ def structured_names(event) -> list[str]:
     return names
 
 
-class ConceptExtractor:
-    """Concept keys of events: a vocabulary lookup for item names, QuickUMLS for free text."""
+class NameMap(dict):
+    """Item name -> CUI for the names the vocabulary knows (what the actors share); ``lookup`` as the vocabulary's."""
 
-    def __init__(self, vocab: UmlsVocabulary, matcher, text_fields: dict[str, list[str]] | None = None):
+    def lookup(self, name: str) -> str | None:
+        return self.get(name)
+
+
+def best_match_cui(matcher, name: str) -> str | None:
+    """QuickUMLS's best match for an item name (highest similarity, then the longest span), or None."""
+    from data_pipeline.thinking_graph.matcher import match_spans
+
+    spans = match_spans(matcher, name)
+    if not spans:
+        return None
+    return max(spans, key=lambda m: (m["similarity"], m["end"] - m["start"], -m["start"]))["cui"]
+
+
+class ConceptExtractor:
+    """Concept keys of events: a vocabulary lookup for item names (QuickUMLS's best match for the names it does not
+    know, when ``name_fallback``), QuickUMLS for free text."""
+
+    def __init__(self, vocab: UmlsVocabulary | NameMap, matcher, text_fields: dict[str, list[str]] | None = None,
+                 name_fallback: bool = True):
         self.vocab = vocab
         self.matcher = matcher
         self.text_fields = DEFAULT_TEXT_FIELDS if text_fields is None else text_fields
+        self.name_fallback = name_fallback
         self._keys: dict[str, str] = {}
 
     def key(self, name: str) -> str:
         k = self._keys.get(name)
         if k is None:
-            k = self._keys[name] = concept_key(name, self.vocab)
+            cui = self.vocab.lookup(name)
+            if cui is None and self.name_fallback and self.matcher is not None:
+                cui = best_match_cui(self.matcher, name)
+            k = self._keys[name] = cui if cui is not None else "~" + normalise(name)
         return k
 
     def event_concepts(self, event) -> tuple[list[str], list[dict]]:
@@ -115,13 +139,16 @@ class ConceptWorker:
     ``subjects`` (an ObjectRef in a one-element list, or None = all) are processed.
     """
 
-    def __init__(self, umls_dir: str, cache_dir: str, settings, text_fields, subjects=None):
+    def __init__(self, umls_dir: str, cache_dir: str, settings, text_fields, subjects=None, names=None,
+                 name_fallback: bool = True):
         from data_pipeline.thinking_graph.matcher import build_index, load_matcher
 
         self.subjects = _deref(subjects)
-        vocab = UmlsVocabulary.from_rrf(umls_dir)
+        names = _deref(names)
+        # the driver's shared map of the cohort's names; a full vocabulary only when none is given (tests)
+        vocab = NameMap(names) if names is not None else UmlsVocabulary.from_rrf(umls_dir)
         matcher = load_matcher(build_index(umls_dir, cache_dir, settings), settings)
-        self.extractor = ConceptExtractor(vocab, matcher, text_fields)
+        self.extractor = ConceptExtractor(vocab, matcher, text_fields, name_fallback)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         from data_pipeline.events import PatientTimeline
@@ -132,6 +159,24 @@ class ConceptWorker:
                 continue
             rows.append(self.extractor.patient_row(PatientTimeline.from_row({"subject_id": sid, "events": events})))
         return pa.Table.from_pylist(rows, schema=CONCEPTS_SCHEMA)
+
+
+NAMES_SCHEMA = pa.schema([("name", pa.string())])
+
+
+def names_of_batch(batch: pa.Table, subjects=None) -> pa.Table:
+    """The distinct structured item names of a batch of timelines (patients in ``subjects`` only)."""
+    from data_pipeline.events import PatientTimeline
+
+    wanted = _deref(subjects)
+    seen: dict[str, None] = {}
+    for sid, events in zip(batch.column("subject_id").to_pylist(), batch.column("events").to_pylist()):
+        if wanted is not None and sid not in wanted:
+            continue
+        for event in PatientTimeline.from_row({"subject_id": sid, "events": events}).events:
+            for name in structured_names(event):
+                seen.setdefault(name)
+    return pa.table({"name": pa.array(list(seen), pa.string())}, schema=NAMES_SCHEMA)
 
 
 def iter_event_texts(timelines: Iterator, text_fields: dict[str, list[str]] | None = None) -> Iterator[str]:

@@ -21,8 +21,19 @@ class UmlsSpec(_Strict):
     #: Where the QuickUMLS index is built once per vocabulary (default ``<output_dir>/_cache``).
     index_cache_dir: str | None = None
     excluded_relations: list[str] = list(REFERENCE_EXCLUDED_RELATIONS)
+    #: MRCONSO atoms kept by their SUPPRESS flag: N = not suppressible (O obsolete, E/Y suppressible are dropped,
+    #: as the UMLS default subset does); add "E", "Y" or "O" to keep those too.
+    atom_suppress: list[Literal["N", "O", "E", "Y"]] = ["N"]
+    #: MRREL relations kept by their SUPPRESS flag (same values).
+    relation_suppress: list[Literal["N", "O", "E", "Y"]] = ["N"]
+    #: MRCONSO sources (SAB) whose strings are used, e.g. [SNOMEDCT_US, RXNORM, LNC, ICD10CM, MSH]; None = all.
+    #: A licence-restricted source (SRL > 0) you may not use belongs out of this list.
+    sources: list[str] | None = None
     max_path_length: int = Field(10, ge=1)
     max_path_nodes: int = Field(2000, ge=2)
+
+    def sources_tuple(self) -> tuple[str, ...] | None:
+        return None if self.sources is None else tuple(self.sources)
 
 
 class MatcherSpec(_Strict):
@@ -35,6 +46,9 @@ class MatcherSpec(_Strict):
     overlapping_criteria: Literal["score", "length"] = "score"
     #: None = QuickUMLS's ACCEPTED_SEMTYPES; [] = all semantic types.
     accepted_semtypes: list[str] | None = None
+    #: Item names the vocabulary knows neither exactly nor normalised get QuickUMLS's best match (the reference's
+    #: fallback); off = they stay name-keyed concepts without a CUI.
+    item_name_fallback: bool = True
     #: Event table -> free-text fields read by QuickUMLS (default: admission_info, radiology and discharge text).
     text_fields: dict[str, list[str]] | None = None
 
@@ -72,8 +86,11 @@ class SynthesisSpec(_Strict):
     #: Route requests through the proxy that HTTP(S)_PROXY / ALL_PROXY name (NO_PROXY honoured). Off: proxy
     #: variables are ignored. On: the proxy is a destination too and must be this machine or a trusted host.
     use_proxy_env: bool = False
+    #: Samples in flight at once (each asks for candidates_per_sample completions in turn).
     max_concurrency: int = Field(8, ge=1)
     max_retries: int = Field(4, ge=0)
+    #: A sample whose requests fail (timeouts, 5xx) in this many runs is recorded as failed and not asked again.
+    give_up_after_runs: int = Field(3, ge=1)
     backoff_seconds: float = Field(1.0, ge=0)
     timeout_seconds: float = Field(120.0, gt=0)
     #: Candidates per sample (reference: n=3; one request each, as the project's endpoint serves n=1).
@@ -131,8 +148,11 @@ class ThinkingGraphConfig(_Strict):
     synthesis: SynthesisSpec = SynthesisSpec()
     #: Decision-making tasks to use (default: all with concept labels, i.e. not discharge / next_event).
     tasks: list[str] | None = None
-    #: Reasoning records written at most (None = all).
+    #: Reasoning records written at most (None = all): a seeded draw stratified by task, so every task with
+    #: evidence appears (``data_pipeline.thinking_graph.selection``).
     max_samples: int | None = Field(None, ge=1)
+    #: Seed of the ``max_samples`` draw.
+    seed: int = 0
     num_workers: int = Field(2, ge=1)
     worker_cpus: float = Field(0.5, gt=0)
     #: Hash partitions of the joins and the aggregation (keep small on small clusters).

@@ -41,7 +41,7 @@ def relation_key(name: str) -> str:
 class RelationGraph:
     """Directed labelled graph in CSR form (forward and backward), node ids = positions in ``cuis``."""
 
-    cuis: np.ndarray            # object array of CUI strings (id -> CUI)
+    cuis: np.ndarray            # sorted fixed-width bytes (id -> CUI): 8 bytes a node, shared zero-copy
     labels: list[str]           # label id -> relation text
     fwd_ptr: np.ndarray
     fwd_dst: np.ndarray
@@ -49,9 +49,6 @@ class RelationGraph:
     bwd_ptr: np.ndarray
     bwd_src: np.ndarray
     bwd_lab: np.ndarray
-
-    def __post_init__(self) -> None:
-        self._index: dict[str, int] | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -67,16 +64,29 @@ class RelationGraph:
                                       self.bwd_lab))
 
     def node(self, cui: str) -> int | None:
-        if self._index is None:
-            self._index = {c: i for i, c in enumerate(self.cuis.tolist())}
-        return self._index.get(cui)
+        """The node id of ``cui`` (a binary search in the sorted CUIs), None if it has no relation."""
+        key = str(cui).encode()
+        if len(key) > self.cuis.dtype.itemsize:
+            return None
+        i = int(np.searchsorted(self.cuis, key))
+        return i if i < len(self.cuis) and self.cuis[i] == key else None
+
+    def cui(self, node: int) -> str:
+        return self.cuis[node].decode()
 
     @classmethod
     def from_edges(cls, src: np.ndarray, dst: np.ndarray, lab: np.ndarray, cuis: np.ndarray,
                    labels: list[str]) -> "RelationGraph":
-        """Build from integer edge arrays (duplicates of (src, dst) keep the lowest label id)."""
+        """Build from integer edge arrays (duplicates of (src, dst) keep the lowest label id); ``cuis`` in any
+        order (node ids follow the sorted CUIs)."""
         n = len(cuis)
         src, dst, lab = (np.asarray(src, np.int64), np.asarray(dst, np.int64), np.asarray(lab, np.int16))
+        cuis = np.asarray(cuis).astype("S") if n else np.zeros(0, "S1")
+        order = np.argsort(cuis, kind="stable")
+        if n and (order != np.arange(n)).any():
+            rank = np.empty(n, np.int64)
+            rank[order] = np.arange(n)
+            cuis, src, dst = cuis[order], rank[src], rank[dst]
         keep = src != dst
         src, dst, lab = src[keep], dst[keep], lab[keep]
         order = np.lexsort((lab, dst, src))
@@ -95,28 +105,49 @@ class RelationGraph:
 
     @classmethod
     def from_mrrel(cls, umls_dir: str | Path,
-                   excluded_relations: tuple[str, ...] = REFERENCE_EXCLUDED_RELATIONS) -> "RelationGraph":
+                   excluded_relations: tuple[str, ...] = REFERENCE_EXCLUDED_RELATIONS,
+                   suppress: tuple[str, ...] | None = None, block_bytes: int = 16 << 20) -> "RelationGraph":
+        """Two streamed passes over MRREL (bounded memory whatever its size): the distinct CUIs, then the edges as
+        integer ids (a binary search per block). Rows whose SUPPRESS flag is not in ``suppress`` are left out."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from data_pipeline.thinking_graph.umls import MRREL_COLUMNS, read_rrf, relation_label, rrf_path
+        from data_pipeline.thinking_graph.umls import (DEFAULT_SUPPRESS, MRREL_COLUMNS, iter_rrf, relation_label,
+                                                       rrf_path)
 
-        rel = read_rrf(rrf_path(umls_dir, "MRREL"), MRREL_COLUMNS, ["CUI1", "REL", "CUI2", "RELA"])
-        combo = pc.binary_join_element_wise(rel["REL"], rel["RELA"], "|")
-        kinds = pc.unique(combo)
-        names = [relation_label(*k.split("|", 1)) for k in kinds.to_pylist()]
+        path = rrf_path(umls_dir, "MRREL")
+        keep_cols = ["CUI1", "REL", "CUI2", "RELA", "SUPPRESS"]
+        allowed = pa.array(list(suppress if suppress is not None else DEFAULT_SUPPRESS))
+
+        def blocks():
+            for batch in iter_rrf(path, MRREL_COLUMNS, keep_cols, block_bytes):
+                yield batch.filter(pc.is_in(batch["SUPPRESS"], value_set=allowed))
+
+        uniques = []
+        for batch in blocks():
+            uniques.append(np.unique(np.asarray(pc.unique(pa.concat_arrays(
+                [batch["CUI1"], batch["CUI2"]])).to_numpy(zero_copy_only=False)).astype("S")))
+        cuis = np.unique(np.concatenate(uniques)) if uniques else np.zeros(0, "S1")
+        del uniques
         excluded = {relation_key(x) for x in excluded_relations}
+        kinds: dict[str, int] = {}       # "REL|RELA" -> kind id, in first-seen order
+        src_parts, dst_parts, kind_parts = [], [], []
+        for batch in blocks():
+            combo = pc.binary_join_element_wise(batch["REL"], batch["RELA"], "|").dictionary_encode()
+            local = [kinds.setdefault(k, len(kinds)) for k in combo.dictionary.to_pylist()]
+            kind_parts.append(np.asarray(local, np.int32)[combo.indices.to_numpy(zero_copy_only=False)])
+            for col, out in (("CUI2", src_parts), ("CUI1", dst_parts)):
+                ids = np.asarray(batch[col].to_numpy(zero_copy_only=False)).astype(cuis.dtype)
+                out.append(np.searchsorted(cuis, ids).astype(np.int32))
+        names = [relation_label(*k.split("|", 1)) for k in kinds]
         label_ids = sorted(set(names))
-        lab_of_kind = np.array([label_ids.index(nm) if relation_key(nm) not in excluded else -1 for nm in names],
-                               np.int32)
-        lab = lab_of_kind[pc.index_in(combo, value_set=kinds).to_numpy(zero_copy_only=False)]
-        cuis = pc.unique(pa.chunked_array(rel["CUI1"].chunks + rel["CUI2"].chunks))
-        cuis = cuis.take(pc.array_sort_indices(cuis))  # node ids in CUI order: the same whatever the chunking
-        src = pc.index_in(rel["CUI2"], value_set=cuis).to_numpy(zero_copy_only=False)
-        dst = pc.index_in(rel["CUI1"], value_set=cuis).to_numpy(zero_copy_only=False)
+        lab_of_kind = np.array([label_ids.index(nm) if relation_key(nm) not in excluded else -1 for nm in names]
+                               or [0], np.int32)
+        cat = (lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt))
+        lab = lab_of_kind[cat(kind_parts, np.int32)]
+        src, dst = cat(src_parts, np.int32), cat(dst_parts, np.int32)
         keep = lab >= 0
-        return cls.from_edges(src[keep], dst[keep], lab[keep], np.array(cuis.to_pylist(), dtype=object),
-                              label_ids)
+        return cls.from_edges(src[keep], dst[keep], lab[keep], cuis, label_ids)
 
 
 @njit(cache=True)
@@ -236,7 +267,7 @@ class PathSearcher:
         if found is None:
             return None
         nodes, labs = found
-        out = [name(self.g.cuis[nodes[0]])]
+        out = [name(self.g.cui(nodes[0]))]
         for node, lab in zip(nodes[1:], labs):
-            out += [self.g.labels[lab], name(self.g.cuis[node])]
+            out += [self.g.labels[lab], name(self.g.cui(node))]
         return out

@@ -35,7 +35,7 @@ from data_pipeline.thinking_graph.config import ThinkingGraphConfig
 from data_pipeline.thinking_graph.stage_store import Stage, atomic_text
 
 log = logging.getLogger(__name__)
-VERSION = 1
+VERSION = 2  # 2: cohort vocabulary, QuickUMLS fallback for item names, SUPPRESS filters
 #: The kept (target, history) pairs of a task: counts and lift.
 KEPT_SCHEMA = pa.schema([("task", pa.string()), ("a", pa.string()), ("b", pa.string()), ("n", pa.int64()),
                          ("lift", pa.float64())])
@@ -63,7 +63,21 @@ def resolve_inputs(cfg: ThinkingGraphConfig) -> tuple[list[Path], Path, Path]:
         if not p.is_file():
             raise FileNotFoundError(f"ehr_ins_dir={cfg.ehr_ins_dir!r}: {p.name} missing; build EHR-Ins first "
                                     "(python -m ray_jobs.build_datasets)")
+    check_training_split(ins / "summary.json")
     return shards, records, prov
+
+
+def check_training_split(summary: Path) -> None:
+    """Stage-2 records are training data: refuse a dataset built from the test split (EHR-Bench) or of unknown
+    split, which would train on the benchmark's patients."""
+    try:
+        split = json.loads(summary.read_text()).get("split")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{summary}: cannot read the dataset's split ({exc}); point ehr_ins_dir at an EHR-Ins "
+                         "folder written by python -m ray_jobs.build_datasets") from exc
+    if split != "train":
+        raise ValueError(f"{summary}: split is {split!r}, not 'train'; ehr_ins_dir must be the EHR-Ins (training) "
+                         "dataset, never EHR-Bench")
 
 
 def task_filter(cfg: ThinkingGraphConfig) -> list[str]:
@@ -131,7 +145,8 @@ def build(cfg: ThinkingGraphConfig) -> dict:
     log.info("%d decision-making samples over %d tasks from %s", samples.num_rows,
              len(set(samples["task"].to_pylist())), records)
     umls_key = _files_key(sorted(umls_dir.glob("*.RRF")) + sorted((umls_dir / "META").glob("*.RRF")))
-    base_fp = {"v": VERSION, "umls": umls_key, "matcher": cfg.matcher.model_dump()}
+    base_fp = {"v": VERSION, "umls": umls_key, "matcher": cfg.matcher.model_dump(),
+               "atoms": [cfg.umls.atom_suppress, cfg.umls.sources]}
 
     # 1. concepts ------------------------------------------------------------------------------------------------
     subjects = pc.unique(samples["subject_id"]).to_pylist()
@@ -141,17 +156,24 @@ def build(cfg: ThinkingGraphConfig) -> dict:
         from data_pipeline.thinking_graph.concepts import ConceptWorker
 
         t0 = time.time()
-        # reads reserve worker_cpus too: a 1-CPU read next to the actor pool (and a Serve replica on the same
-        # small cluster) could never be scheduled
-        ds = ray.data.read_parquet([str(s) for s in shards], columns=["subject_id", "events"],
-                                   ray_remote_args={"num_cpus": cfg.worker_cpus})
-        if len(shards) < 2 * cfg.num_workers:  # few shards (small cohorts): split them so every actor gets work
-            ds = ds.repartition(2 * cfg.num_workers)
-        ds = ds.map_batches(
+
+        def timelines():
+            # reads reserve worker_cpus too: a 1-CPU read next to the actor pool (and a Serve replica on the same
+            # small cluster) could never be scheduled
+            ds = ray.data.read_parquet([str(s) for s in shards], columns=["subject_id", "events"],
+                                       ray_remote_args={"num_cpus": cfg.worker_cpus})
+            if len(shards) < 2 * cfg.num_workers:  # few shards (small cohorts): split them so every actor works
+                ds = ds.repartition(2 * cfg.num_workers)
+            return ds
+
+        subjects_ref = ray.put(set(subjects))
+        name_map = cohort_name_map(timelines(), subjects_ref, umls_dir, cfg)
+        ds = timelines().map_batches(
             ConceptWorker, batch_format="pyarrow", batch_size=8, num_cpus=cfg.worker_cpus,
             compute=ray.data.ActorPoolStrategy(size=cfg.num_workers),
             fn_constructor_kwargs={"umls_dir": str(umls_dir), "cache_dir": str(cache), "settings": settings,
-                                   "text_fields": cfg.matcher.text_fields, "subjects": [ray.put(set(subjects))]})
+                                   "text_fields": cfg.matcher.text_fields, "subjects": [subjects_ref],
+                                   "names": [ray.put(name_map)], "name_fallback": cfg.matcher.item_name_fallback})
         st_concepts.write(ds)
         log.info("concepts: %d patients in %.1fs (index %s)", len(subjects), time.time() - t0, index_dir.name)
 
@@ -205,13 +227,34 @@ def build(cfg: ThinkingGraphConfig) -> dict:
     # 5. records --------------------------------------------------------------------------------------------------
     from data_pipeline.thinking_graph.records import write_records
 
-    summary = write_records(cfg, out, st_ev, records, fingerprint=_fp({"ev": st_ev.fp, "syn": cfg.synthesis
-                                                                        .model_dump(), "max": cfg.max_samples,
-                                                                        "req": ev.require_graph}))
+    summary = write_records(cfg, out, st_ev, records, tasks_of=samples.select(["idx", "task"]),
+                            fingerprint=_fp({"ev": st_ev.fp, "syn": cfg.synthesis.model_dump(), "max": cfg.max_samples,
+                                             "seed": cfg.seed, "req": ev.require_graph, "draw": "by-task"}))
     summary.update(samples=samples.num_rows, patients=len(subjects), kept_pairs=len(kept),
                    umls=str(umls_dir), seconds=round(time.time() - t_start, 1))
     atomic_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
+
+
+def cohort_name_map(timelines_ds, subjects_ref, umls_dir: Path, cfg: ThinkingGraphConfig) -> dict[str, str]:
+    """Item name -> CUI for the structured names the cohort's patients have: the names collected on Ray Data, the
+    vocabulary built for them alone by one streamed MRCONSO pass (never a release-sized map per actor)."""
+    from data_pipeline.thinking_graph.concepts import names_of_batch
+    from data_pipeline.thinking_graph.umls import UmlsVocabulary
+
+    t0 = time.time()
+    names_ds = timelines_ds.map_batches(names_of_batch, batch_format="pyarrow", batch_size=64,
+                                        num_cpus=cfg.worker_cpus, fn_kwargs={"subjects": [subjects_ref]})
+    names: set[str] = set()
+    for batch in names_ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        names.update(batch.column("name").to_pylist())
+    vocab = UmlsVocabulary.from_rrf(umls_dir, names=names, sources=cfg.umls.sources_tuple(),
+                                    suppress=tuple(cfg.umls.atom_suppress))
+    found = {n: c for n in names if (c := vocab.lookup(n)) is not None}
+    log.info("item names: %d distinct in the cohort, %d found in the vocabulary (exact or normalised; the rest "
+             "go to QuickUMLS's best match%s) (%.1fs)", len(names), len(found),
+             "" if cfg.matcher.item_name_fallback else ": off", time.time() - t0)
+    return found
 
 
 def cooccurrence_lift(hist_ds, cfg: ThinkingGraphConfig) -> pd.DataFrame:
@@ -250,11 +293,11 @@ def evidence_dataset(hist_ds, kept: pd.DataFrame, umls_dir: Path, cfg: ThinkingG
 
     from data_pipeline.thinking_graph.cooccurrence import sample_evidence
     from data_pipeline.thinking_graph.paths import RelationGraph
-    from data_pipeline.thinking_graph.umls import UmlsVocabulary
+    from data_pipeline.thinking_graph.umls import preferred_names
 
     t0 = time.time()
-    vocab = UmlsVocabulary.from_rrf(umls_dir)
-    graph = RelationGraph.from_mrrel(umls_dir, tuple(cfg.umls.excluded_relations))
+    graph = RelationGraph.from_mrrel(umls_dir, tuple(cfg.umls.excluded_relations),
+                                     suppress=tuple(cfg.umls.relation_suppress))
     log.info("relation graph: %d nodes, %d edges, %.1f MB of arrays (%.1fs)", graph.num_nodes, graph.num_edges,
              graph.array_bytes() / 2**20, time.time() - t0)
     pairs = kept[["b", "a"]].drop_duplicates()
@@ -267,18 +310,28 @@ def evidence_dataset(hist_ds, kept: pd.DataFrame, umls_dir: Path, cfg: ThinkingG
                             compute=ray.data.ActorPoolStrategy(size=cfg.num_workers),
                             fn_constructor_kwargs={"graph": [graph_ref], "max_length": cfg.umls.max_path_length,
                                                    "max_nodes": cfg.umls.max_path_nodes})
+        node_paths: dict[tuple[str, str], tuple[list[str], list[int]]] = {}
         for batch in ds.iter_batches(batch_format="pandas", batch_size=None):
             for s, t, nodes, labels in zip(batch["source"], batch["target"], batch["nodes"], batch["labels"]):
                 if nodes is not None and len(nodes):
-                    path = [vocab.name(nodes[0])]
-                    for lab, node in zip(labels, nodes[1:]):
-                        path += [graph.labels[int(lab)], vocab.name(node)]
-                    found[(s, t)] = path
+                    node_paths[(s, t)] = (list(nodes), [int(x) for x in labels])
+        # preferred names of the CUIs on a path or kept as history concepts only: one streamed MRCONSO pass
+        needed = {c for nodes, _ in node_paths.values() for c in nodes} | {k for k in kept["b"] if k[0] != "~"}
+        pref = preferred_names(umls_dir, needed, sources=cfg.umls.sources_tuple(),
+                               suppress=tuple(cfg.umls.atom_suppress))
+        for key, (nodes, labels) in node_paths.items():
+            path = [pref.get(nodes[0], nodes[0])]
+            for lab, node in zip(labels, nodes[1:]):
+                path += [graph.labels[lab], pref.get(node, node)]
+            found[key] = path
     log.info("paths: %d of %d distinct pairs connected (%.1fs)", len(found), len(pairs), time.time() - t0)
     by_target: dict[tuple[str, str], list[tuple[str, float, int]]] = {}
     for task, a, b, n, lift in zip(kept["task"], kept["a"], kept["b"], kept["n"], kept["lift"]):
         by_target.setdefault((task, a), []).append((b, float(lift), int(n)))
-    names = {k: (vocab.name(k) if not k.startswith("~") else k[1:]) for k in set(kept["b"])}
+    if not len(pairs):
+        pref = preferred_names(umls_dir, {k for k in kept["b"] if k[0] != "~"}, sources=cfg.umls.sources_tuple(),
+                               suppress=tuple(cfg.umls.atom_suppress))
+    names = {k: (pref.get(k, k) if not k.startswith("~") else k[1:]) for k in set(kept["b"])}
     ref = ray.put((by_target, found, names))
     schema = pa.schema([("idx", pa.int64()), ("task", pa.string()), ("evidence", pa.string()),
                         ("n_paths", pa.int64())])
@@ -315,6 +368,6 @@ class PathWorker:
         for s, t in zip(batch["source"], batch["target"]):
             si, ti = self.g.node(s), self.g.node(t)
             res = self.search.node_path(si, ti) if si is not None and ti is not None else None
-            nodes.append([str(self.g.cuis[i]) for i in res[0]] if res else [])
+            nodes.append([self.g.cui(i) for i in res[0]] if res else [])
             labels.append(list(res[1]) if res else [])
         return batch.assign(nodes=nodes, labels=labels)

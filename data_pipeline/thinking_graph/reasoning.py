@@ -10,8 +10,10 @@ Shape of every chain (what SFT stage 2 trains on, the reference's required secti
     <label 1>
     <label 2>
 
-LLM-free mode renders the evidence itself (the history concepts with the highest lift and their UMLS relation
-paths to each label) in that shape; those records carry ``reasoning_source = "template"``.
+LLM-free mode renders the evidence itself in that shape: for each label, the finding in the record that
+connects to it (a short UMLS path through relations a clinician reads, else its co-occurrence lift), the events
+that show those findings, and a plain statement for the labels no finding explains; those records carry
+``reasoning_source = "template"``.
 """
 
 from __future__ import annotations
@@ -100,28 +102,74 @@ def rejection_reason(text: str, labels: list[str], min_recall: float = MIN_LABEL
 
 
 def _snippet(body: str, needle: str | None) -> str:
+    """The event's text around ``needle``, flattened, at most about ``SNIPPET`` characters, cut at word
+    boundaries (never mid-word: "...tformin")."""
     flat = " ".join(p.strip(" |-") for p in body.splitlines() if p.strip(" |-") and set(p) - set("|- "))
     flat = re.sub(r"\s*\|\s*", "; ", flat)
+    lead = ""
     if needle:
         at = flat.lower().find(needle.lower())
         if at > SNIPPET // 2:
-            flat = "..." + flat[at - SNIPPET // 4:]
-    return flat[:SNIPPET] + ("..." if len(flat) > SNIPPET else "")
+            start = flat.rfind(" ", 0, at - SNIPPET // 4)
+            flat, lead = flat[start + 1 if start >= 0 else at:], "..."
+    if len(flat) <= SNIPPET:
+        return lead + flat
+    cut = flat.rfind(" ", 0, SNIPPET)
+    return lead + flat[:cut if cut > 0 else SNIPPET].rstrip(" ;,") + "..."
+
+
+#: Relations too vague to explain anything to a clinician: a path through them is not used as a reason.
+VAGUE_RELATIONS = frozenset({"has relationship", "related, unspecified", "has sibling", "is similar to",
+                             "is possibly synonymous with", "not related", "allowed qualifier",
+                             "can be qualified by"})
+#: Paths longer than this (edges) read as non sequiturs and are not used as reasons.
+MAX_REASON_HOPS = 3
+
+
+def hops(path: list[str] | None) -> int:
+    return (len(path) - 1) // 2 if path else 0
+
+
+def readable_path(path: list[str] | None) -> bool:
+    """A path a clinician can follow: at most ``MAX_REASON_HOPS`` edges, none of them vague."""
+    return bool(path) and hops(path) <= MAX_REASON_HOPS and not any(
+        path[i] in VAGUE_RELATIONS for i in range(1, len(path), 2))
+
+
+def _in_record(events: list[tuple[str, str, str]], name: str) -> tuple[str, str, str] | None:
+    """The latest event whose text mentions ``name`` (what the record shows of that finding)."""
+    if not name:
+        return None
+    for event in reversed(events):
+        if name.lower() in event[2].lower():
+            return event
+    return None
+
+
+def explain_labels(labels: list[str], evidence: list[dict], events: list[tuple[str, str, str]]) -> dict[str, dict]:
+    """For each label, the evidence that explains it best: a finding the record shows, linked to the label by a
+    short readable path; then any readable path; then the strongest association. Labels absent: no evidence."""
+    best: dict[str, tuple[tuple, dict]] = {}
+    for ev in evidence:
+        shown = _in_record(events, ev.get("history_name") or "")
+        path = ev.get("path")
+        rank = (not readable_path(path), shown is None, hops(path) if readable_path(path) else 99, -ev["lift"])
+        if ev["target"] not in best or rank < best[ev["target"]][0]:
+            best[ev["target"]] = (rank, {**ev, "event": shown, "readable": readable_path(path)})
+    return {label: best[label][1] for label in labels if label in best}
 
 
 def template_reasoning(ehr: str, instruction: str, labels: list[str], evidence: list[dict]) -> str:
-    """LLM-free chain: the events that mention the evidence concepts, the lift/path reasoning, the labels."""
+    """LLM-free chain: per label, the finding in the record that connects to it (a short UMLS path, else its
+    association strength), the events that show those findings, and a plain statement for labels without
+    evidence."""
     events = [e for e in split_events(ehr) if e[0] != "Patient Demographics"]
+    explained = explain_labels(labels, evidence, events)
     cited: list[tuple[str, str, str, str]] = []
-    for ev in evidence:
-        name = ev.get("history_name") or ""
-        for ename, time, body in reversed(events):
-            if name and name.lower() in body.lower():
-                if not any(c[:2] == (ename, time) for c in cited):
-                    cited.append((ename, time, body, name))
-                break
-        if len(cited) >= MAX_EXTRACTED:
-            break
+    for ev in explained.values():
+        shown = ev["event"]
+        if shown is not None and not any(c[:2] == shown[:2] for c in cited) and len(cited) < MAX_EXTRACTED:
+            cited.append((*shown, ev["history_name"]))
     if not cited:
         cited = [(n, t, b, "") for n, t, b in events[-2:]]
     lines = ["## Extraction"]
@@ -131,21 +179,26 @@ def template_reasoning(ehr: str, instruction: str, labels: list[str], evidence: 
     lines += ["", "## Reasoning"]
     task = instruction.split("please", 1)[-1].strip().rstrip(".") if "please" in instruction else instruction.strip()
     lines.append(f"The task is to {task}.")
-    seen: set[str] = set()
-    # one line per label, its highest-lift evidence (the list is ranked), a path when there is one
-    best: dict[str, dict] = {}
-    for ev in evidence:
-        if ev["target"] not in best or (ev.get("path") and not best[ev["target"]].get("path")):
-            best[ev["target"]] = ev
-    for ev in list(best.values())[:MAX_REASONING_LINES]:
-        if ev.get("path"):
-            lines.append(f"{path_text(ev['path'])}.")
-        elif ev["target"] not in seen:
-            lines.append(f"{ev['history_name']} in this record is strongly associated with {ev['target']} "
-                         f"(lift {ev['lift']:.1f} over {ev['count']} similar cases).")
-        seen.add(ev["target"])
-    rest = [label for label in labels if label not in seen]
-    if rest:
-        lines.append(f"Given the course so far, the next items also include {', '.join(rest)}.")
+    unexplained = [label for label in labels if label not in explained]
+    shown_lines = 0
+    for label in labels:
+        ev = explained.get(label)
+        if ev is None or shown_lines >= MAX_REASONING_LINES:
+            continue
+        finding = ev["history_name"]
+        where = f" ({ev['event'][0]}, {ev['event'][1]})" if ev["event"] is not None else ""
+        if ev["readable"]:
+            lines.append(f"{finding}{where} connects to {label}: {path_text(ev['path'])}.")
+        else:
+            lines.append(f"{finding}{where} is strongly associated with {label} (lift {ev['lift']:.1f} over "
+                         f"{ev['count']} similar cases).")
+        shown_lines += 1
+    more = [label for label in labels if label in explained][shown_lines:]
+    if more:
+        lines.append(f"The same findings support {', '.join(more)}.")
+    if unexplained:
+        lines.append(f"No finding in this record links to {', '.join(unexplained)}; "
+                     f"{'it follows' if len(unexplained) == 1 else 'they follow'} from the usual course of care "
+                     "for this stay rather than from a specific finding.")
     lines += ["", "## Final Results", *labels]
     return "\n".join(lines)

@@ -23,8 +23,11 @@ PREPARED_SCHEMA = pa.schema([("idx", pa.int64()), ("record", pa.string()), ("evi
                              ("n_paths", pa.int64())])
 
 
-def prepare(cfg, st_ev, records_path: Path, work: Path, fingerprint: str):
-    """The samples to write (joined with their evidence, graph filter, cap), sorted by idx, as a Stage."""
+def prepare(cfg, st_ev, records_path: Path, work: Path, fingerprint: str, tasks_of: pa.Table | None = None):
+    """The samples to write (joined with their evidence, graph filter, cap), sorted by idx, as a Stage.
+
+    ``max_samples`` keeps a seeded draw stratified by task (:mod:`selection`) over the samples that passed the
+    graph filter; ``tasks_of`` (``idx``, ``task``) names each sample's task."""
     import ray
 
     st = Stage(work, "prepared", fingerprint, cfg.overwrite)
@@ -36,6 +39,8 @@ def prepare(cfg, st_ev, records_path: Path, work: Path, fingerprint: str):
         batch_format="pyarrow", batch_size=None)) if any(st_ev.dir.glob("*.parquet")) else PREPARED_SCHEMA.empty_table()
     if cfg.evidence.require_graph:
         evidence = evidence.filter(pc.greater(evidence["n_paths"], 0))
+    if cfg.max_samples is not None and evidence.num_rows > cfg.max_samples:
+        evidence = _stratified(evidence, tasks_of, cfg.max_samples, cfg.seed)
     ev_ref = ray.put(evidence.select(["idx", "evidence", "n_paths"]).sort_by("idx"))
 
     def to_prepared(batch: pa.Table) -> pa.Table:
@@ -54,10 +59,25 @@ def prepare(cfg, st_ev, records_path: Path, work: Path, fingerprint: str):
         return pa.Table.from_pylist(rows, schema=PREPARED_SCHEMA)
 
     ds = ray.data.read_parquet(str(records_path)).map_batches(to_prepared, batch_format="pyarrow").sort("idx")
-    if cfg.max_samples is not None:
-        ds = ds.limit(cfg.max_samples)
     st.write(ds.repartition(1))
     return st
+
+
+def _stratified(evidence: pa.Table, tasks_of: pa.Table | None, cap: int, seed: int) -> pa.Table:
+    import pyarrow.compute as pc
+
+    from data_pipeline.thinking_graph.selection import stratified_sample
+
+    if tasks_of is None:
+        raise ValueError("max_samples needs each sample's task (tasks_of) to draw a sample stratified by task")
+    pos = pc.index_in(evidence["idx"], value_set=tasks_of["idx"])
+    if pos.null_count:
+        raise ValueError(f"{pos.null_count} evidence rows have no sample metadata; rerun with overwrite: true")
+    tasks = tasks_of["task"].take(pos).to_numpy(zero_copy_only=False)
+    keep = stratified_sample(evidence["idx"].to_numpy(), tasks, cap, seed)
+    log.info("max_samples=%d: a seeded draw stratified by task keeps %d of %d samples over %d tasks", cap,
+             len(keep), evidence.num_rows, len(set(tasks.tolist())))
+    return evidence.filter(pc.is_in(evidence["idx"], value_set=pa.array(keep)))
 
 
 def iter_prepared(st):
@@ -68,7 +88,8 @@ def iter_prepared(st):
             yield from batch.to_pylist()
 
 
-def write_records(cfg, out: Path, st_ev, records_path: Path, fingerprint: str) -> dict:
+def write_records(cfg, out: Path, st_ev, records_path: Path, fingerprint: str,
+                  tasks_of: pa.Table | None = None) -> dict:
     final = out / cfg.output_name
     marker = out / f".{cfg.output_name}.done.json"
     if not cfg.overwrite and final.is_file() and marker.is_file():
@@ -77,23 +98,26 @@ def write_records(cfg, out: Path, st_ev, records_path: Path, fingerprint: str) -
         if done.get("fp") == fingerprint and not done["summary"].get("samples_unfinished"):
             log.info("reasoning records exist with the same inputs, skipping (%s)", final)
             return done["summary"]
-    st = prepare(cfg, st_ev, records_path, out / "_work", fingerprint)
+    st = prepare(cfg, st_ev, records_path, out / "_work", fingerprint, tasks_of)
     syn = cfg.synthesis
     chosen: dict[int, tuple[str, str]] = {}
     summary: dict = {"mode": syn.mode}
     if syn.mode == "llm":
         from data_pipeline.thinking_graph.synthesis import synthesise
 
-        jobs = []
-        for row in iter_prepared(st):
-            rec, evidence = json.loads(row["record"]), json.loads(row["evidence"])
-            labels = list(rec["task_info"]["target"])
-            jobs.append((row["idx"], build_prompt(rec["input"], rec["instruction"], labels, evidence,
-                                                  syn.with_knowledge), labels))
-        chosen, summary = synthesise(jobs, syn, out / "_work" / "responses.jsonl")
+        def jobs():  # read batch by batch as the requests go out: no prompt list in memory
+            for row in iter_prepared(st):
+                rec, evidence = json.loads(row["record"]), json.loads(row["evidence"])
+                labels = list(rec["task_info"]["target"])
+                yield row["idx"], build_prompt(rec["input"], rec["instruction"], labels, evidence,
+                                               syn.with_knowledge), labels
+
+        chosen, summary = synthesise(jobs(), syn, out / "_work" / "responses.jsonl")
         finished = summary.pop("finished")
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     written = templated = rejected = unfinished = 0
+    coverage = {"labels": 0, "with_evidence": 0, "with_path": 0, "with_readable_path": 0}
+    task_counts: dict[str, int] = {}
     with tmp.open("w", encoding="utf-8") as fh:
         for row in iter_prepared(st):
             rec, evidence = json.loads(row["record"]), json.loads(row["evidence"])
@@ -113,14 +137,33 @@ def write_records(cfg, out: Path, st_ev, records_path: Path, fingerprint: str) -
                 templated += 1
             rec.update(reasoning=text, reasoning_source=source, reasoning_model=model,
                        thinking_graph={"evidence": evidence})
+            _count_coverage(coverage, labels, evidence)
+            task = rec["task_info"].get("task", "?")
+            task_counts[task] = task_counts.get(task, 0) + 1
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             written += 1
     os.replace(tmp, final)
+    share = {f"share_{k}": round(v / coverage["labels"], 3) for k, v in coverage.items() if k != "labels" and
+             coverage["labels"]}
     summary.update(records=written, template_written=templated, dropped_rejected=rejected,
-                   left_for_next_run=unfinished, path=str(final))
+                   left_for_next_run=unfinished, path=str(final), label_coverage={**coverage, **share},
+                   records_per_task=dict(sorted(task_counts.items())))
     tmp_marker = marker.with_name(marker.name + f".tmp-{os.getpid()}")
     tmp_marker.write_text(json.dumps({"fp": fingerprint, "summary": summary}))
     os.replace(tmp_marker, marker)
-    log.info("wrote %d reasoning records (%d template-written, %d dropped) to %s", written, templated, rejected,
-             final)
+    log.info("wrote %d reasoning records (%d template-written, %d dropped) over %d tasks to %s; labels with a "
+             "readable UMLS path: %d of %d", written, templated, rejected, len(task_counts), final,
+             coverage["with_readable_path"], coverage["labels"])
     return summary
+
+
+def _count_coverage(coverage: dict[str, int], labels: list[str], evidence: list[dict]) -> None:
+    """How many of a record's labels have evidence, a UMLS path, a path a clinician reads (``readable_path``)."""
+    from data_pipeline.thinking_graph.reasoning import readable_path
+
+    for label in labels:
+        mine = [e for e in evidence if e["target"] == label]
+        coverage["labels"] += 1
+        coverage["with_evidence"] += bool(mine)
+        coverage["with_path"] += any(e.get("path") for e in mine)
+        coverage["with_readable_path"] += any(readable_path(e.get("path")) for e in mine)

@@ -4,9 +4,13 @@
   :func:`check_destination` refuses any host that is neither loopback nor listed in ``trusted_hosts`` unless
   ``allow_ehr_to_third_party_api`` is set (checked at config load and again before the first request), and the
   HTTP client (:mod:`egress`) checks every request's host, follows no redirect and ignores proxy variables.
+* Streamed: samples are pulled from an iterator (the prepared records, read from parquet batch by batch) and at
+  most ``max_concurrency`` are in flight; no prompt list is held in memory.
 * Resumable: every finished sample (all its candidates) is appended to ``responses.jsonl`` and flushed; a re-run
-  reads it and requests only the others. A sample whose requests keep failing is not written, so the next run
-  retries it; one failing sample never stops the run.
+  reads it and requests only the others. A permanent failure (a 4xx other than 408/409/429: a prompt too long, an
+  unknown model) is recorded with its reason and never requested again; a sample whose requests keep failing
+  for other reasons is retried by the next run, up to ``give_up_after_runs`` runs, then recorded as failed. One
+  failing sample never stops the run, and the summary lists what failed and why.
 * Counted: requests, retries, failures, prompt/completion tokens and their cost, logged (never the EHR text).
 """
 
@@ -42,7 +46,10 @@ def check_destination(spec) -> None:
             "synthesis.allow_ehr_to_third_party_api: true only if your data use agreement allows it")
 
 
-def load_finished(path: Path) -> dict[int, dict]:
+def load_finished(path: Path, give_up_after_runs: int | None = None) -> dict[int, dict]:
+    """idx -> its last record in ``responses.jsonl``: answered (``candidates``), failed permanently (``failed``),
+    or failed for now (``transient_failures``: runs that failed it; it counts as finished once it reaches
+    ``give_up_after_runs``)."""
     done: dict[int, dict] = {}
     if path.is_file():
         with path.open(encoding="utf-8") as fh:
@@ -52,7 +59,22 @@ def load_finished(path: Path) -> dict[int, dict]:
                 except json.JSONDecodeError:
                     continue  # a line cut by an interruption: that sample is requested again
                 done[int(row["idx"])] = row
-    return done
+    return {i: r for i, r in done.items() if "transient_failures" not in r or (
+        give_up_after_runs is not None and r["transient_failures"] >= give_up_after_runs)}
+
+
+def _transient_counts(path: Path) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    if path.is_file():
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if "transient_failures" in row:
+                    counts[int(row["idx"])] = int(row["transient_failures"])
+    return counts
 
 
 class Counters:
@@ -79,8 +101,23 @@ def _retriable(exc: Exception) -> bool:
     return not isinstance(exc, EgressRefused) and not isinstance(exc.__cause__, EgressRefused)
 
 
-async def _complete(client, spec, model: str, prompt: str, counters: Counters) -> str | None:
-    """One candidate, with retries and exponential backoff (plus jitter); None after the last failure."""
+class RequestFailed(Exception):
+    def __init__(self, reason: str, permanent: bool):
+        super().__init__(reason)
+        self.reason, self.permanent = reason, permanent
+
+
+def _reason(exc: Exception) -> str:
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    return type(exc).__name__
+
+
+async def _complete(client, spec, model: str, prompt: str, counters: Counters) -> str:
+    """One candidate, with retries and exponential backoff (plus jitter); raises :class:`RequestFailed` after the
+    last failure (``permanent`` when retrying cannot help)."""
     for attempt in range(spec.max_retries + 1):
         counters.requests += 1
         try:
@@ -94,16 +131,17 @@ async def _complete(client, spec, model: str, prompt: str, counters: Counters) -
         except Exception as exc:  # noqa: BLE001 - HTTP errors, timeouts, bad bodies
             if attempt == spec.max_retries or not _retriable(exc):
                 counters.failures += 1
-                log.warning("request failed after %d attempts: %s", attempt + 1, type(exc).__name__)
-                return None
+                log.warning("request failed after %d attempts: %s", attempt + 1, _reason(exc))
+                raise RequestFailed(_reason(exc), permanent=not _retriable(exc)) from exc
             counters.retries += 1
             delay = spec.backoff_seconds * (2 ** attempt) * (0.5 + random.random())
             log.info("request failed (%s), retry %d in %.1fs", type(exc).__name__, attempt + 1, delay)
             await asyncio.sleep(delay)
-    return None
+    raise RequestFailed("no attempt", permanent=False)  # max_retries >= 0: not reached
 
 
-async def _run(jobs, spec, responses: Path, counters: Counters) -> None:
+async def _run(jobs, spec, responses: Path, counters: Counters, earlier_failures: dict[int, int]) -> None:
+    """Request every job of the iterator ``jobs``, at most ``max_concurrency`` samples in flight."""
     import openai
 
     key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
@@ -113,53 +151,85 @@ async def _run(jobs, spec, responses: Path, counters: Counters) -> None:
     if model is None:
         models = await client.models.list()
         model = models.data[0].id
-    sem = asyncio.Semaphore(spec.max_concurrency)
+    slots = asyncio.Semaphore(spec.max_concurrency)
     lock = asyncio.Lock()
     t0, done = time.time(), 0
 
-    async def one(idx: int, prompt: str, labels: list[str]) -> None:
+    async def record(row: dict) -> None:
         nonlocal done
-        async with sem:
-            texts = []
-            for _ in range(spec.candidates_per_sample):
-                text = await _complete(client, spec, model, prompt, counters)
-                if text is None:
-                    return  # not recorded: requested again by the next run
-                texts.append(text)
         async with lock:
             with responses.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"idx": idx, "model": model, "candidates": texts}, ensure_ascii=False) + "\n")
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             done += 1
-            if done % 50 == 0 or done == len(jobs):
-                log.info("synthesis: %d/%d samples, %s, %.1f samples/s", done, len(jobs),
-                         counters.as_dict(spec), done / max(time.time() - t0, 1e-9))
+            if done % 50 == 0:
+                log.info("synthesis: %d samples recorded, %s, %.1f samples/s", done, counters.as_dict(spec),
+                         done / max(time.time() - t0, 1e-9))
 
+    async def one(idx: int, prompt: str) -> None:
+        try:
+            texts = [await _complete(client, spec, model, prompt, counters)
+                     for _ in range(spec.candidates_per_sample)]
+            await record({"idx": idx, "model": model, "candidates": texts})
+        except RequestFailed as failed:
+            if failed.permanent:
+                await record({"idx": idx, "model": model, "candidates": [], "failed": failed.reason})
+            else:  # requested again by the next run, up to give_up_after_runs runs
+                await record({"idx": idx, "model": model, "reason": failed.reason,
+                              "transient_failures": earlier_failures.get(idx, 0) + 1})
+        finally:
+            slots.release()
+
+    pending: set[asyncio.Task] = set()
     try:
-        await asyncio.gather(*(one(*job) for job in jobs))
+        for idx, prompt in jobs:
+            await slots.acquire()  # bounded: the next prompt is read only when a slot is free
+            task = asyncio.create_task(one(idx, prompt))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        if pending:
+            await asyncio.gather(*pending)
     finally:
+        for task in pending:
+            task.cancel()
         await client.close()
 
 
-def synthesise(jobs: list[tuple[int, str, list[str]]], spec, responses: Path) -> tuple[dict, dict]:
-    """Request the samples not yet in ``responses``; returns ({idx: (chosen text, model)}, summary). The summary's
-    ``finished`` is the set of samples with all their candidates (the others are requested by the next run)."""
+def synthesise(jobs, spec, responses: Path) -> tuple[dict, dict]:
+    """Request the samples of ``jobs`` (an iterable of ``(idx, prompt, labels)``, read lazily) not yet in
+    ``responses``; returns ({idx: (chosen text, model)}, summary). The summary's ``finished`` is the set of samples
+    settled (answered, failed permanently, or given up after ``give_up_after_runs`` runs); the others are requested
+    by the next run."""
     check_destination(spec)
     responses.parent.mkdir(parents=True, exist_ok=True)
-    finished = load_finished(responses)
-    todo = [j for j in jobs if j[0] not in finished]
-    log.info("synthesis: %d samples, %d already finished, %d to request from %s", len(jobs),
-             len(jobs) - len(todo), len(todo), spec.base_url)
+    finished = load_finished(responses, spec.give_up_after_runs)
+    earlier = _transient_counts(responses)
+    labels_of: dict[int, list[str]] = {}
+    skipped = 0
+
+    def todo():
+        nonlocal skipped
+        for idx, prompt, labels in jobs:
+            labels_of[idx] = labels
+            if idx in finished:
+                skipped += 1
+                continue
+            yield idx, prompt
+
+    log.info("synthesis: %d samples already settled; requesting the others from %s", len(finished), spec.base_url)
     counters = Counters()
-    if todo:
-        asyncio.run(_run(todo, spec, responses, counters))
-    finished = load_finished(responses)
+    asyncio.run(_run(todo(), spec, responses, counters, earlier))
+    finished = load_finished(responses, spec.give_up_after_runs)
     chosen: dict[int, tuple[str, str]] = {}
     reasons: dict[str, int] = {}
-    labels_of = {idx: labels for idx, _, labels in jobs}
+    failed: dict[str, int] = {}
     for idx, row in finished.items():
         if idx not in labels_of:
+            continue
+        if row.get("failed") or "transient_failures" in row:
+            why = row.get("failed") or f"{row.get('reason')} in {row['transient_failures']} runs"
+            failed[why] = failed.get(why, 0) + 1
             continue
         for text in row["candidates"]:
             why = rejection_reason(text, labels_of[idx], spec.min_label_recall)
@@ -168,9 +238,10 @@ def synthesise(jobs: list[tuple[int, str, list[str]]], spec, responses: Path) ->
                 break
             key = why.split(" ")[0] if not why.startswith("missing") else why
             reasons[key] = reasons.get(key, 0) + 1
-    unfinished = sum(1 for j in jobs if j[0] not in finished)
-    summary = {"mode": "llm", **counters.as_dict(spec), "samples_requested": len(todo),
-               "samples_resumed": len(jobs) - len(todo), "samples_unfinished": unfinished,
+    unfinished = sum(1 for idx in labels_of if idx not in finished)
+    summary = {"mode": "llm", **counters.as_dict(spec), "samples_requested": len(labels_of) - skipped,
+               "samples_resumed": skipped, "samples_unfinished": unfinished,
+               "samples_failed": sum(failed.values()), "failures": failed,
                "samples_accepted": len(chosen), "rejections": reasons}
     log.info("synthesis done: %s", summary)
     return chosen, {**summary, "finished": set(finished)}

@@ -16,12 +16,14 @@ from tests.loopback import free_port
 
 
 class FakeOpenAI:
-    """``script(sample_id, attempt) -> "ok" | "error" | "slow" | "garbage"``; records every chat request."""
+    """``script(sample_id, attempt) -> "ok" | "error" | "bad" | "slow" | "garbage"``; records every chat request
+    and the most requests it had in flight at once."""
 
     def __init__(self, script=lambda sample, attempt: "ok", answer=None, slow_seconds: float = 3.0):
         self.script, self.answer, self.slow = script, answer, slow_seconds
         self.requests: list[str] = []
         self.lock = threading.Lock()
+        self.in_flight = self.max_in_flight = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,6 +46,16 @@ class FakeOpenAI:
                                                              "owned_by": "test"}]})
 
             def do_POST(self):
+                with fake.lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    self._chat()
+                finally:
+                    with fake.lock:
+                        fake.in_flight -= 1
+
+            def _chat(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 prompt = body["messages"][-1]["content"]
                 found = re.search(r"SAMPLE-(\d+)", prompt)
@@ -55,6 +67,8 @@ class FakeOpenAI:
                 action = fake.script(int(sample), attempt)
                 if action == "error":
                     return self._send(500, {"error": {"message": "scripted failure"}})
+                if action == "bad":  # a permanent failure: asking again cannot help
+                    return self._send(400, {"error": {"message": "prompt too long"}})
                 if action == "slow":
                     time.sleep(fake.slow)
                 labels = prompt.split("# Ground Truth #\n", 1)[1].split("\n\n", 1)[0].splitlines()

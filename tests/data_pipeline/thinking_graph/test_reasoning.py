@@ -53,3 +53,40 @@ def test_template_chain_passes_the_filter_and_cites_events():
     assert "lift 6.0 over 9 similar cases" in text and text.endswith("Glucose\nPotassium\nSodium")
     assert [e[0] for e in split_events(ehr)] == ["Patient Demographics", "Prescriptions", "Labevents"]
     assert path_text(["A"]) == "A"
+
+
+@pytest.mark.parametrize("body, needle, expected", [
+    ("Metformin 500 mg daily", None, "Metformin 500 mg daily"),
+    ("word " * 40, None, ("word " * 24).strip() + "..."),                  # cut at a space, never mid-word
+    ("a " * 60 + "Metformin 500 mg", "metformin", None),                   # starts at a word, not "...tformin"
+])
+def test_snippets_cut_at_word_boundaries(body, needle, expected):
+    from data_pipeline.thinking_graph.reasoning import SNIPPET, _snippet
+
+    got = _snippet(body, needle)
+    if expected is not None:
+        assert got == expected
+    words = set(body.split())
+    assert all(w.strip(".") in words for w in got.replace("...", " ").split()), got
+    assert len(got) <= SNIPPET + 6
+    if needle:
+        assert got.startswith("...") and "Metformin" in got
+
+
+def test_the_finding_that_explains_a_label_beats_a_higher_lift_home_drug():
+    ehr = ("## Medications [2150-01-01 00:00:00]\n- Drug: Lisinopril\n\n"
+           "## Labevents [2150-01-02 09:00:00]\n| Item | Value |\n| Creatinine | 3.1 |")
+    ev = [{"target": "Dialysis", "history_name": "ACE inhibitors", "lift": 40.0, "count": 5,    # not in the record
+           "path": ["ACE inhibitors", "isa", "X", "isa", "Y", "isa", "Z", "isa", "Dialysis"]},  # 4 hops
+          {"target": "Dialysis", "history_name": "Creatinine", "lift": 3.0, "count": 30,
+           "path": ["Creatinine", "measures", "Acute kidney injury", "may be treated by", "Dialysis"]},
+          {"target": "Ultrasound", "history_name": "Lisinopril", "lift": 9.0, "count": 7,
+           "path": ["Lisinopril", "has relationship", "Ultrasound"]}]                              # vague relation
+    text = template_reasoning(ehr, "please give the next procedures.", ["Dialysis", "Ultrasound", "Biopsy"], ev)
+    assert "Creatinine (Labevents, 2150-01-02 09:00:00) connects to Dialysis: Creatinine --measures--> " \
+           "Acute kidney injury --may be treated by--> Dialysis." in text
+    assert "ACE inhibitors" not in text and "has relationship" not in text
+    assert "Lisinopril (Medications, 2150-01-01 00:00:00) is strongly associated with Ultrasound (lift 9.0" in text
+    assert "No finding in this record links to Biopsy; it follows from the usual course" in text
+    assert "**Labevents [2150-01-02 09:00:00]**" in text and rejection_reason(text, ["Dialysis", "Ultrasound",
+                                                                                    "Biopsy"]) is None

@@ -90,3 +90,46 @@ def test_filter_picks_the_first_passing_candidate(tmp_path, fake_openai):
     with fake_openai(lambda sample, attempt: "garbage") as fake:
         chosen, summary = synthesise(jobs(2), spec(fake.base_url), tmp_path / "r2.jsonl")
     assert chosen == {} and summary["samples_accepted"] == 0
+
+
+def test_a_permanent_failure_is_recorded_and_never_requested_again(tmp_path, fake_openai):
+    out = tmp_path / "responses.jsonl"
+    with fake_openai(lambda sample, attempt: "bad" if sample == 2 else "ok") as fake:
+        chosen, summary = synthesise(jobs(4), spec(fake.base_url), out)
+        assert fake.requests.count("2") == 1  # a 400 is not retried
+        assert sorted(chosen) == [0, 1, 3] and summary["samples_unfinished"] == 0  # the run counts as done
+        assert summary["samples_failed"] == 1 and summary["failures"] == {"HTTP 400": 1}
+        assert 2 in summary["finished"]
+        before = len(fake.requests)
+        synthesise(jobs(4), spec(fake.base_url), out)
+        assert len(fake.requests) == before  # the re-run asks nothing: the failure was recorded with its reason
+
+
+def test_transient_failures_are_retried_by_later_runs_then_given_up(tmp_path, fake_openai):
+    out = tmp_path / "responses.jsonl"
+    with fake_openai(lambda sample, attempt: "error" if sample == 0 else "ok") as fake:
+        for run in range(1, 4):
+            _, summary = synthesise(jobs(2), spec(fake.base_url, max_retries=0, give_up_after_runs=3), out)
+            assert fake.requests.count("0") == run
+            assert summary["samples_unfinished"] == (1 if run < 3 else 0)
+        assert summary["failures"] == {"HTTP 500 in 3 runs": 1}
+        synthesise(jobs(2), spec(fake.base_url, max_retries=0, give_up_after_runs=3), out)
+        assert fake.requests.count("0") == 3  # given up: not asked a fourth time
+
+
+def test_prompts_are_read_lazily_with_bounded_requests_in_flight(tmp_path, fake_openai):
+    read, ahead = [], []
+    out = tmp_path / "r.jsonl"
+
+    def lazy(n):
+        for job in jobs(n):
+            done = len(out.read_text().splitlines()) if out.is_file() else 0
+            ahead.append(len(read) - done)  # prompts read but not yet answered, when the next one is read
+            read.append(job[0])
+            yield job
+
+    with fake_openai(lambda sample, attempt: "slow", slow_seconds=0.05) as fake:
+        chosen, summary = synthesise(lazy(40), spec(fake.base_url, max_concurrency=3), out)
+        assert len(chosen) == 40 and read == list(range(40))
+        assert 1 <= fake.max_in_flight <= 3
+        assert max(ahead) <= 3  # never more than max_concurrency prompts held at once

@@ -71,6 +71,20 @@ def test_llm_free_end_to_end_and_resume(datasets_dir, tmp_path):
     assert Path(summary["path"]).stat().st_mtime_ns == out_mtime
 
 
+def test_max_samples_draws_every_task_with_evidence(datasets_dir, tmp_path):
+    from data_pipeline.thinking_graph.pipeline import build
+
+    every = records(Path(build(config(datasets_dir, tmp_path / "all"))["path"]))
+    tasks = {r["task_info"]["task"] for r in every}
+    cap = 2 * len(tasks)
+    assert len(tasks) >= 3 and len(every) > cap
+    drawn = records(Path(build(config(datasets_dir, tmp_path / "cap", max_samples=cap))["path"]))
+    assert len(drawn) == cap and {r["task_info"]["task"] for r in drawn} == tasks  # not the first ids' tasks
+    assert {r["idx"] for r in drawn} <= {r["idx"] for r in every}
+    first_ids = sorted(r["idx"] for r in every)[:cap]
+    assert sorted(r["idx"] for r in drawn) != first_ids
+
+
 def test_llm_mode_resumes_without_repeating_finished_requests(datasets_dir, tmp_path, fake_openai):
     from data_pipeline.thinking_graph.pipeline import build
 
