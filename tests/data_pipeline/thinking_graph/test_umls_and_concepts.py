@@ -97,3 +97,45 @@ def test_event_concepts_structured_and_text(fake_umls, matcher):
     keys, spans = ex.event_concepts(note)
     assert len(spans) == 4  # fever, cough, pneumonia, fever: every span, not just the first
     assert keys[0] == vocab.lookup("CHEST (PORTABLE AP)") and vocab.lookup("Pneumonia, unspecified organism") in keys
+
+
+#: A vocabulary in the release layout whose strings differ from the cohort's item names as MIMIC's do (case,
+#: doses and routes, qualifiers, abbreviations), with suppressible (E) and obsolete (O) atoms.
+ATOMS = [("C0042313", "Vancomycin", "P", "PF", "Y", "RXNORM", "N"), ("C0042313", "Vancocin", "S", "VO", "N", "RXNORM", "N"),
+         ("C0017725", "Glucose", "P", "PF", "Y", "LNC", "N"), ("C0032821", "Potassium", "P", "PF", "Y", "LNC", "N"),
+         ("C0032821", "Potassium, serum", "S", "VO", "N", "LNC", "E"),
+         ("C0020538", "Hypertensive disease", "P", "PF", "Y", "SNOMEDCT_US", "N"),
+         ("C0020538", "Hypertension", "S", "PF", "N", "MSH", "N"), ("C0004057", "Aspirin", "P", "PF", "Y", "RXNORM", "N"),
+         ("C0004057", "ASA", "S", "VO", "N", "RXNORM", "O"), ("C0035078", "Kidney Failure", "P", "PF", "Y", "MSH", "N")]
+COHORT_NAMES = ["VANCOMYCIN", "Vancomycin 1 g IV", "glucose", "Potassium, serum", "Hypertension, essential",
+                "Aspirin 81 mg", "ASA", "K+", "Kidney failure, acute"]
+
+
+@pytest.fixture(scope="module")
+def release_like(tmp_path_factory):
+    d = tmp_path_factory.mktemp("release")
+    (d / "MRCONSO.RRF").write_text("".join(
+        f"{c}|ENG|{ts}|L{i}|{stt}|S{i}|{pref}|A{i}|||{i}|{sab}|PT|{i}|{s}|0|{sup}||\n"
+        for i, (c, s, ts, stt, pref, sab, sup) in enumerate(ATOMS)))
+    (d / "MRSTY.RRF").write_text("".join(f"{c}|T121|A1.4.1.1.1|Pharmacologic Substance|AT{i}||\n"
+                                         for i, c in enumerate(sorted({a[0] for a in ATOMS}))))
+    return d
+
+
+def test_coverage_of_differently_written_names_is_measured(release_like, tmp_path):
+    from data_pipeline.thinking_graph.concepts import ConceptExtractor, NameMap
+    from data_pipeline.thinking_graph.matcher import build_index, load_matcher
+
+    vocab = UmlsVocabulary.from_rrf(release_like, names=COHORT_NAMES)
+    assert vocab.lookup("Potassium, serum") is None  # a suppressible (E) atom is not used ...
+    assert vocab.lookup("ASA") is None                # ... nor an obsolete (O) one
+    assert UmlsVocabulary.from_rrf(release_like, names=["ASA"], suppress=("N", "O")).lookup("ASA") == "C0004057"
+    assert set(vocab.preferred) == {"C0042313", "C0017725"} and vocab.name("C0042313") == "Vancomycin"
+    shared = NameMap({n: c for n in COHORT_NAMES if (c := vocab.lookup(n)) is not None})
+    matcher = load_matcher(build_index(release_like, tmp_path / "cache"))
+    exact_only = ConceptExtractor(shared, matcher, name_fallback=False)
+    with_fallback = ConceptExtractor(shared, matcher)
+    covered = [sum(not ex.key(n).startswith("~") for n in COHORT_NAMES) for ex in (exact_only, with_fallback)]
+    assert covered == [2, 8]  # exact or normalised: VANCOMYCIN, glucose; QuickUMLS's best match adds six
+    assert with_fallback.key("Vancomycin 1 g IV") == "C0042313" and with_fallback.key("K+") == "~k"
+    assert with_fallback.key("Hypertension, essential") == "C0020538"
