@@ -4,7 +4,8 @@ Each size runs in a fresh process on a fresh local Ray instance: write N toy rec
 lab event each so 1 M records fit the machine's time), build the rows on Ray Data (``training.prepare``), then read
 them the way Ray Train workers do: ``streaming_split(2, equal=True)`` consumed by two actors through
 ``training.stream.RowStream`` (collated batches). Reported: the driver's peak RSS and its growth over the Ray
-baseline, the Tokenize actors' and the reading actors' peak RSS, the rows and the wall time.
+baseline, the preparation workers' peak RSS, the reading actors' peak RSS and their unique memory (USS) at the
+end, the rows and the wall time.
 
     .venv/bin/python benchmarks/bench_sft_prep_memory.py --sizes 10000 100000 1000000
 """
@@ -64,7 +65,11 @@ def one_size(n: int, workdir: Path) -> dict:
                 rows += batch["input_ids"].shape[0]
                 if rows >= per_worker:
                     break
-            return {"rows": rows, "peak_mb": _peak_mb()}
+            import psutil
+
+            # RSS counts the object-store pages a reader has touched (shared memory the raylet owns and frees);
+            # USS is what the reader itself holds
+            return {"rows": rows, "peak_mb": _peak_mb(), "uss_mb": psutil.Process().memory_full_info().uss / 2**20}
 
     per_worker = stats["rows"] // 2
     ds = rows_dataset(shard_files(rows_dir), ["input_ids", "labels", "position_ids"])
@@ -77,7 +82,8 @@ def one_size(n: int, workdir: Path) -> dict:
     return {"records": n, "rows": stats["rows"], "shards": stats["shards"], "prep_s": round(prep_s, 1),
             "read_s": round(read_s, 1), "driver_baseline_mb": round(baseline), "driver_peak_mb": round(driver_after_prep),
             "driver_growth_mb": round(driver_after_prep - baseline), "prep_worker_peak_mb": round(actor_rss),
-            "reader_peak_mb": round(max(r["peak_mb"] for r in read)), "rows_read": sum(r["rows"] for r in read)}
+            "reader_peak_mb": round(max(r["peak_mb"] for r in read)),
+            "reader_uss_mb": round(max(r["uss_mb"] for r in read)), "rows_read": sum(r["rows"] for r in read)}
 
 
 class WorkerPoller(threading.Thread):

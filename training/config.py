@@ -56,7 +56,10 @@ class DataSpec(_Strict):
     completion_only_loss: bool = False
     """Loss on the assistant turn only (labels -100 on the prompt). The reference trains on the full sequence."""
     prep_concurrency: int = Field(2, ge=1)
-    """Ray Data actors that tokenize and pack (``training.prepare``); each loads the tokenizer once."""
+    """Ray Data actors that tokenize (``training.prepare``); each loads the tokenizer once."""
+    prep_block_mb: int = Field(256, ge=1)
+    """Tokens a preparation task holds at most (worst case: every example max_seq_length long): bounds the
+    workers' memory whatever the dataset's size. Larger = fewer intermediate files."""
     toy_data_if_missing: int | None = Field(None, ge=1)
     """Demo only: write this many synthetic records (training.toy_data) at each missing path; with
     format: reasoning the first path gets reasoning records."""

@@ -211,7 +211,7 @@ def build_rows(tokenizer, spec: DataSpec, seed: int) -> tuple[dict[str, list], P
 
 def fingerprint(spec: DataSpec, model_path: str | Path, seed: int) -> str:
     # what decides the rows: not how many actors build them; "layout" names the on-disk format (parquet shards)
-    data = spec.model_dump(exclude={"prep_concurrency", "toy_data_if_missing"})
+    data = spec.model_dump(exclude={"prep_concurrency", "prep_block_mb", "toy_data_if_missing"})
     h = hashlib.sha256(json.dumps({"data": data, "seed": seed, "layout": "rows-v1"}, sort_keys=True).encode())
     for p in [*spec.paths, *sorted(Path(model_path).glob("tokenizer*")), Path(model_path) / "chat_template.jinja"]:
         p = Path(p)

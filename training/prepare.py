@@ -7,10 +7,17 @@ The driver never holds a record. Three passes:
 2. **scan** (Ray tasks): every chunk is parsed and every record validated (the file and line are named on error);
    only ``(line, task)`` comes back. From those the driver draws the task-stratified sample (``data.max_samples``)
    and the training order (``training.data.training_order``) as numpy arrays: 16 bytes per record.
-3. **build** (Ray Data): ``Tokenize`` actors (``data.prep_concurrency``) tokenize the selected records of each chunk
-   with their training position; rows are grouped by packing chunk (``position // data.pack_chunk``), packed
-   first-fit-decreasing and each chunk written as one parquet shard, ``rows/chunk-NNNNNNNN.parquet``. Shard names
-   sort in training order, and a retried task rewrites the same shard (atomic, idempotent).
+3. **tokenize** (Ray Data, ``Tokenize`` actors, ``data.prep_concurrency``): each task takes a group of chunks
+   (about ``data.prep_block_mb`` of tokens at most), tokenizes its selected records with their training position
+   and writes them by *bucket* -- a run of consecutive packing chunks (``position // data.pack_chunk``) of about
+   ``data.prep_block_mb`` -- as ``tok/b-BBBBBB/g-GGGGGGGG.parquet``.
+4. **pack** (Ray tasks): each bucket's files are read (one bucket in memory, never the dataset), every packing chunk
+   packed first-fit-decreasing and written as one parquet shard, ``rows/chunk-NNNNNNNN.parquet``. Shard names
+   sort in training order.
+
+This is a shuffle through files with a bounded fan-out (groups x buckets files), not Ray's in-memory shuffle:
+a worker holds one group or one bucket, whatever the dataset's size, and the driver holds only counts. Every
+file is written atomically under a name fixed by its inputs, so a retried task rewrites the same file.
 
 The rows equal :func:`training.data.build_rows` (tested). Everything goes to a temporary directory renamed into
 place with ``stats.json``; a re-run with the same fingerprint (data config, files, tokenizer) reuses it.
@@ -132,59 +139,100 @@ def scan_records(chunks: list[dict[str, Any]], n_sources: int) -> list[tuple[np.
 
 
 class Tokenize:
-    """Ray Data actor: a chunk -> its selected records as examples with their training position."""
+    """Ray Data actor: a group of chunks -> its selected records tokenized, written by bucket; returns counts."""
 
-    def __init__(self, model_path: str, spec: dict, lookup: Any):
+    def __init__(self, model_path: str, spec: dict, lookup: Any, work_dir: str, chunks_per_bucket: int):
         import ray
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.spec = DataSpec.model_validate(spec)
         self.lookup = ray.get(lookup) if isinstance(lookup, ray.ObjectRef) else lookup
+        self.work, self.per_bucket = Path(work_dir), chunks_per_bucket
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+    def examples(self, chunks: list[dict[str, Any]]) -> pa.Table:
         positions, records = [], []
-        for k in range(len(batch["path"])):
-            chunk = {key: batch[key][k] for key in batch}
+        for chunk in chunks:
             lines, pos = self.lookup[int(chunk["source"])]
             for n, rec in read_chunk(chunk):
                 i = int(np.searchsorted(lines, n))
                 if i < len(lines) and lines[i] == n:
                     positions.append(int(pos[i]))
                     records.append(rec)
-        cols: dict[str, list] = {"position": [], "chunk": [], "input_ids": [], "labels": [], "n_cut": []}
+        cols: dict[str, list] = {"position": [], "input_ids": [], "labels": [], "n_cut": []}
         for p, enc in zip(positions, encode_examples(self.tokenizer, records, self.spec)):
             if enc is None:
                 continue
             cols["position"].append(p)
-            cols["chunk"].append(p // self.spec.pack_chunk)
             cols["input_ids"].append(enc[0])
             cols["labels"].append(enc[1])
             cols["n_cut"].append(enc[2])
         return pa.table({"position": pa.array(cols["position"], pa.int64()),
-                         "chunk": pa.array(cols["chunk"], pa.int64()),
                          "input_ids": pa.array(cols["input_ids"], pa.list_(pa.int32())),
                          "labels": pa.array(cols["labels"], pa.list_(pa.int32())),
                          "n_cut": pa.array(cols["n_cut"], pa.int32())})
 
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import pyarrow.compute as pc
 
-def pack_and_write(group: pa.Table, spec: dict, rows_dir: str) -> pa.Table:
-    """``map_groups`` body: one packing chunk -> its rows written as ``chunk-NNNNNNNN.parquet``; returns counts."""
-    sp = DataSpec.model_validate(spec)
-    group = group.sort_by("position")
+        groups, buckets = [], []
+        for group, chunks in zip(batch["group"], batch["chunks"]):
+            # one chunk's records and Python token lists at a time; the group is held as compact Arrow columns
+            table = pa.concat_tables([self.examples([chunk]) for chunk in json.loads(str(chunks))])
+            bucket = pc.divide(pc.divide(table["position"], self.spec.pack_chunk), self.per_bucket).to_numpy()
+            for b in np.unique(bucket):
+                final = self.work / f"b-{int(b):06d}" / f"g-{int(group):08d}.parquet"
+                final.parent.mkdir(parents=True, exist_ok=True)
+                tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+                pq.write_table(table.filter(pa.array(bucket == b)), tmp)
+                os.replace(tmp, final)  # a retried task rewrites the same file
+            groups.append(int(group))
+            buckets.append(len(np.unique(bucket)))
+        return {"group": np.asarray(groups, np.int64), "buckets": np.asarray(buckets, np.int64)}
+
+
+def pack_and_write(group: pa.Table, spec: DataSpec, rows_dir: str) -> dict[str, int]:
+    """One packing chunk's examples (sorted by position) -> its rows written as ``chunk-NNNNNNNN.parquet``."""
     ids, labels = group.column("input_ids").to_pylist(), group.column("labels").to_pylist()
     examples = list(zip(ids, labels))
-    rows = rows_of(examples, pack_groups([len(x) for x in ids], sp), sp.packing)
-    chunk = int(group.column("chunk")[0].as_py())
+    rows = rows_of(examples, pack_groups([len(x) for x in ids], spec), spec.packing)
+    chunk = int(group.column("position")[0].as_py()) // spec.pack_chunk
     table = pa.table({k: pa.array([r[k] for r in rows], pa.list_(pa.int32())) for k in rows[0]})
     final = Path(rows_dir) / f"chunk-{chunk:08d}.parquet"
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, final)  # a retried task rewrites the same shard
     n_cut = group.column("n_cut").to_numpy()
-    return pa.table({"chunk": [chunk], "rows": [len(rows)], "examples": [len(examples)],
-                     "truncated": [int((n_cut > 0).sum())], "input_tokens_cut": [int(n_cut.sum())],
-                     "real_tokens": [sum(len(x) for x in ids)]})
+    return {"rows": len(rows), "examples": len(examples), "truncated": int((n_cut > 0).sum()),
+            "input_tokens_cut": int(n_cut.sum()), "real_tokens": sum(len(x) for x in ids)}
+
+
+def _pack_bucket(batch: dict[str, np.ndarray], spec: dict, rows_dir: str) -> dict[str, np.ndarray]:
+    """Ray Data task body: each bucket folder -> its packing chunks' shards; returns the counts per shard."""
+    sp = DataSpec.model_validate(spec)
+    out: dict[str, list[int]] = {"rows": [], "examples": [], "truncated": [], "input_tokens_cut": [],
+                                 "real_tokens": []}
+    for folder in batch["bucket_dir"]:
+        files = sorted(Path(str(folder)).glob("g-*.parquet"))
+        if not files:
+            continue
+        table = pa.concat_tables([pq.read_table(f) for f in files]).sort_by("position")
+        chunk = (table["position"].to_numpy() // sp.pack_chunk)
+        bounds = np.flatnonzero(np.diff(chunk)) + 1
+        for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(chunk)]):
+            for k, v in pack_and_write(table.slice(lo, hi - lo), sp, rows_dir).items():
+                out[k].append(v)
+    return {k: np.asarray(v, np.int64) for k, v in out.items()}
+
+
+def _layout(spec: DataSpec, n_records: int, n_chunks: int) -> tuple[int, int]:
+    """(file chunks per tokenize task, packing chunks per bucket): each about ``prep_block_mb`` of tokens at the
+    worst case (every example ``max_seq_length`` tokens, input ids and labels as int32)."""
+    per_example = spec.max_seq_length * 8
+    budget = spec.prep_block_mb << 20
+    chunks_per_bucket = max(1, budget // (spec.pack_chunk * per_example))
+    chunks_per_group = max(1, budget // (RECORDS_PER_CHUNK * per_example))
+    return min(chunks_per_group, max(n_chunks, 1)), chunks_per_bucket
 
 
 def prepare_rows(spec: DataSpec, model_path: str | Path, out_dir: str | Path, seed: int) -> tuple[Path, dict]:
@@ -210,37 +258,46 @@ def prepare_rows(spec: DataSpec, model_path: str | Path, out_dir: str | Path, se
     positions = training_order([len(s) for s in selected], spec, seed)
     lookup = ray.put({s: (sel, pos) for s, (sel, pos) in enumerate(zip(selected, positions))})
     st = PrepStats(records=sum(len(s) for s in selected))
-    pack_chunks = -(-st.records // spec.pack_chunk)
     del scanned, selected, positions
 
     tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / ROWS_DIR).mkdir(parents=True)
-    examples = (ray.data.from_items(chunks, override_num_blocks=len(chunks))
-                .map_batches(Tokenize, batch_size=1, batch_format="numpy",
-                             compute=ray.data.ActorPoolStrategy(size=min(spec.prep_concurrency, len(chunks))),
-                             fn_constructor_kwargs={"model_path": str(model_path), "spec": spec.model_dump(),
-                                                    "lookup": lookup}))
-    # a partition per packing chunk up to Ray's default (200): tiny runs do not pay for 200 empty reducers
-    counts = (examples.groupby("chunk", num_partitions=min(pack_chunks, 200))
-              .map_groups(pack_and_write, batch_format="pyarrow",
-                          fn_kwargs={"spec": spec.model_dump(), "rows_dir": str(tmp / ROWS_DIR)})
-              .to_pandas())
-    if counts.empty:
+    work = tmp / "tok"
+    per_group, per_bucket = _layout(spec, st.records, len(chunks))
+    groups = [{"group": g, "chunks": json.dumps(chunks[i:i + per_group])}
+              for g, i in enumerate(range(0, len(chunks), per_group))]
+    (ray.data.from_items(groups, override_num_blocks=len(groups))
+     .map_batches(Tokenize, batch_size=1, batch_format="numpy",
+                  compute=ray.data.ActorPoolStrategy(size=min(spec.prep_concurrency, len(groups))),
+                  fn_constructor_kwargs={"model_path": str(model_path), "spec": spec.model_dump(), "lookup": lookup,
+                                         "work_dir": str(work), "chunks_per_bucket": per_bucket})
+     .materialize())
+    buckets = [{"bucket_dir": str(d)} for d in sorted(work.glob("b-*"))]
+    counts = {k: 0 for k in ("rows", "examples", "truncated", "input_tokens_cut", "real_tokens", "shards")}
+    if buckets:
+        packed = ray.data.from_items(buckets, override_num_blocks=len(buckets)).map_batches(
+            _pack_bucket, batch_size=1, batch_format="numpy",
+            fn_kwargs={"spec": spec.model_dump(), "rows_dir": str(tmp / ROWS_DIR)})
+        for batch in packed.iter_batches(batch_format="numpy", batch_size=None):
+            for k in counts:
+                counts[k] += int(batch[k].sum()) if k != "shards" else len(batch["rows"])
+    shutil.rmtree(work, ignore_errors=True)
+    if not counts["shards"]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ValueError(f"data: no example fits max_seq_length={spec.max_seq_length}; raise data.max_seq_length")
-    st.examples = int(counts["examples"].sum())
+    st.examples = counts["examples"]
     st.dropped_too_long = st.records - st.examples
-    st.truncated, st.input_tokens_cut = int(counts["truncated"].sum()), int(counts["input_tokens_cut"].sum())
-    st.rows, st.real_tokens = int(counts["rows"].sum()), int(counts["real_tokens"].sum())
+    st.truncated, st.input_tokens_cut = counts["truncated"], counts["input_tokens_cut"]
+    st.rows, st.real_tokens = counts["rows"], counts["real_tokens"]
     st.row_capacity_tokens = st.rows * spec.max_seq_length
     stats = {**asdict(st), "fingerprint": fp, "max_seq_length": spec.max_seq_length, "packing": spec.packing,
-             "shards": len(counts)}
+             "shards": counts["shards"]}
     (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
     log.info("prepared %d rows from %d records (%d truncated, %d dropped as too long) in %d shards at %s",
-             st.rows, st.records, st.truncated, st.dropped_too_long, len(counts), out_dir)
+             st.rows, st.records, st.truncated, st.dropped_too_long, counts["shards"], out_dir)
     return out_dir / ROWS_DIR, stats
 
 

@@ -94,8 +94,8 @@ def preflight(cfg: SFTJobConfig, model_path: Path) -> None:
 
 #: settings that do not change what a stage trains: free to change on resume (``jobkit.stage_state``)
 SFT_VOLATILE = ("log_level", "run.max_failures", "run.num_to_keep", "run.on_change", "run.mlflow_tracking_uri",
-                "fault_injection", "data.prep_concurrency", "data.toy_data_if_missing", "scaling.resources_per_worker",
-                "tiny_model.output_dir", "model_path")
+                "fault_injection", "data.prep_concurrency", "data.prep_block_mb", "data.toy_data_if_missing",
+                "scaling.resources_per_worker", "tiny_model.output_dir", "model_path")
 #: settings whose change continues the run from its latest checkpoint rather than starting over
 SFT_EXTENDABLE = ("train.max_steps",)
 

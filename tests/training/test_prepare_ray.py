@@ -41,7 +41,8 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(prepare, "RECORDS_PER_CHUNK", 32)  # many chunks and actors' batches, as at scale
 
 
-@pytest.mark.parametrize("case", ["sampled_packed", "curriculum_two_sources", "unpacked_truncated", "parquet"])
+@pytest.mark.parametrize("case", ["sampled_packed", "curriculum_two_sources", "unpacked_truncated", "parquet",
+                                  "many_groups_and_buckets"])
 def test_rows_equal_the_in_memory_reference(ray_session, files, model_dir, tmp_path, small_chunks, case):
     spec = {
         "sampled_packed": DataSpec(paths=[str(files["plain"])], max_seq_length=512, max_samples=70, pack_chunk=25),
@@ -50,8 +51,14 @@ def test_rows_equal_the_in_memory_reference(ray_session, files, model_dir, tmp_p
         "unpacked_truncated": DataSpec(paths=[str(files["plain"])], max_seq_length=200, packing=False,
                                        completion_only_loss=True),
         "parquet": DataSpec(paths=[str(files["parquet"])], max_seq_length=512, max_samples=100),
+        # a 1 MB budget at 8k tokens: one file chunk per tokenize task, three packing chunks per bucket
+        "many_groups_and_buckets": DataSpec(paths=[str(files["plain"])], max_seq_length=8192, pack_chunk=5,
+                                            prep_block_mb=1),
     }[case]
+    if case == "many_groups_and_buckets":
+        assert prepare._layout(spec, 150, 5) == (1, 3)
     rows_dir, stats = prepare_rows(spec, model_dir, tmp_path / "prep", seed=5)
+    assert not (tmp_path / "prep" / "tok").exists()  # the intermediate files are gone
     expected, ref_stats = build_rows(transformers.AutoTokenizer.from_pretrained(model_dir), spec, seed=5)
     assert read_rows(rows_dir) == expected  # same rows, same (training) order
     for key in ("records", "examples", "rows", "truncated", "input_tokens_cut", "real_tokens", "dropped_too_long"):
