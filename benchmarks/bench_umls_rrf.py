@@ -34,6 +34,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def _peak_mb() -> float:
+    """This process's peak RSS (VmHWM): unlike ``ru_maxrss``, not inherited from the parent across exec (the
+    parent held the generated release)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -46,8 +46,8 @@ class MatcherSpec(_Strict):
     overlapping_criteria: Literal["score", "length"] = "score"
     #: None = QuickUMLS's ACCEPTED_SEMTYPES; [] = all semantic types.
     accepted_semtypes: list[str] | None = None
-    #: Item names the vocabulary knows neither exactly nor normalised get QuickUMLS's best match (the reference's
-    #: fallback); off = they stay name-keyed concepts without a CUI.
+    #: Item names the vocabulary knows neither exactly nor normalised go to full-text search over the UMLS strings,
+    #: then QuickUMLS's best match (the reference's fallbacks); off = they stay name-keyed concepts without a CUI.
     item_name_fallback: bool = True
     #: Event table -> free-text fields read by QuickUMLS (default: admission_info, radiology and discharge text).
     text_fields: dict[str, list[str]] | None = None

@@ -167,7 +167,7 @@ def build(cfg: ThinkingGraphConfig) -> dict:
             return ds
 
         subjects_ref = ray.put(set(subjects))
-        name_map = cohort_name_map(timelines(), subjects_ref, umls_dir, cfg)
+        name_map = cohort_name_map(timelines(), subjects_ref, umls_dir, cache, cfg)
         ds = timelines().map_batches(
             ConceptWorker, batch_format="pyarrow", batch_size=8, num_cpus=cfg.worker_cpus,
             compute=ray.data.ActorPoolStrategy(size=cfg.num_workers),
@@ -236,9 +236,12 @@ def build(cfg: ThinkingGraphConfig) -> dict:
     return summary
 
 
-def cohort_name_map(timelines_ds, subjects_ref, umls_dir: Path, cfg: ThinkingGraphConfig) -> dict[str, str]:
+def cohort_name_map(timelines_ds, subjects_ref, umls_dir: Path, cache: Path,
+                    cfg: ThinkingGraphConfig) -> dict[str, str]:
     """Item name -> CUI for the structured names the cohort's patients have: the names collected on Ray Data, the
-    vocabulary built for them alone by one streamed MRCONSO pass (never a release-sized map per actor)."""
+    vocabulary built for them alone by one streamed MRCONSO pass (never a release-sized map per actor), then the
+    reference's full-text search (an on-disk FTS5 index) for the names it misses; QuickUMLS's best match, in the
+    actors, is the last fallback."""
     from data_pipeline.thinking_graph.concepts import names_of_batch
     from data_pipeline.thinking_graph.umls import UmlsVocabulary
 
@@ -251,10 +254,18 @@ def cohort_name_map(timelines_ds, subjects_ref, umls_dir: Path, cfg: ThinkingGra
     vocab = UmlsVocabulary.from_rrf(umls_dir, names=names, sources=cfg.umls.sources_tuple(),
                                     suppress=tuple(cfg.umls.atom_suppress))
     found = {n: c for n in names if (c := vocab.lookup(n)) is not None}
-    log.info("item names: %d distinct in the cohort, %d found in the vocabulary (exact or normalised; the rest "
-             "go to QuickUMLS's best match%s) (%.1fs)", len(names), len(found),
-             "" if cfg.matcher.item_name_fallback else ": off", time.time() - t0)
-    return found
+    by_text: dict[str, str] = {}
+    if cfg.matcher.item_name_fallback and len(found) < len(names):
+        from data_pipeline.thinking_graph.fulltext import build_fulltext_index, fulltext_lookup
+
+        index = build_fulltext_index(umls_dir, cache, sources=cfg.umls.sources_tuple(),
+                                     suppress=tuple(cfg.umls.atom_suppress))
+        by_text = fulltext_lookup(index, sorted(set(names) - set(found)))
+    log.info("item names: %d distinct in the cohort, %d found exactly or normalised, %d by full-text search; the "
+             "other %d go to QuickUMLS's best match%s (%.1fs)", len(names), len(found), len(by_text),
+             len(names) - len(found) - len(by_text), "" if cfg.matcher.item_name_fallback else " (off)",
+             time.time() - t0)
+    return {**found, **by_text}
 
 
 def cooccurrence_lift(hist_ds, cfg: ThinkingGraphConfig) -> pd.DataFrame:

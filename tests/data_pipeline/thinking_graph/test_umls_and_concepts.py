@@ -139,3 +139,20 @@ def test_coverage_of_differently_written_names_is_measured(release_like, tmp_pat
     assert covered == [2, 8]  # exact or normalised: VANCOMYCIN, glucose; QuickUMLS's best match adds six
     assert with_fallback.key("Vancomycin 1 g IV") == "C0042313" and with_fallback.key("K+") == "~k"
     assert with_fallback.key("Hypertension, essential") == "C0020538"
+
+
+@pytest.mark.parametrize("name, cui", [
+    ("Kidney failure, acute", None),          # every word must be in one atom: "Kidney Failure" lacks "acute"
+    ("Hypertensive", "C0020538"),
+    ("Kidney", "C0035078"),
+    ("Vancomycin 1 g IV", None),               # "1", "g", "IV" are in no atom: left to QuickUMLS
+    ('"); DROP TABLE atoms; --', None),        # item strings never reach FTS syntax
+    ("+++", None),
+])
+def test_full_text_search_is_the_reference_middle_fallback(release_like, tmp_path, name, cui):
+    from data_pipeline.thinking_graph.fulltext import build_fulltext_index, fulltext_lookup
+
+    index = build_fulltext_index(release_like, tmp_path)
+    assert build_fulltext_index(release_like, tmp_path) == index  # built once per vocabulary
+    assert fulltext_lookup(index, [name]).get(name) == cui
+    assert fulltext_lookup(index, ["Potassium serum"]) == {}  # the suppressible atom is not indexed
