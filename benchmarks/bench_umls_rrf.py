@@ -188,10 +188,10 @@ def main() -> None:
                 row.update({f"{what}_{k}" if what != "actors" else k: v for k, v in json.loads(line[7:]).items()})
             print(row, flush=True)
             table.append(row)
-    keys = list(table[0])
+    keys = list(dict.fromkeys(k for r in table for k in r))
     print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for r in table:
-        print("| " + " | ".join(str(r[k]) for k in keys) + " |")
+        print("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
 
 
 if __name__ == "__main__":

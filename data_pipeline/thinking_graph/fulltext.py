@@ -31,7 +31,7 @@ def index_path(umls_dir: str | Path, cache_dir: str | Path, languages, sources, 
 
 def build_fulltext_index(umls_dir: str | Path, cache_dir: str | Path, languages: tuple[str, ...] = ("ENG",),
                          sources: tuple[str, ...] | None = None, suppress: tuple[str, ...] = ("N",),
-                         block_bytes: int = 16 << 20) -> Path:
+                         block_bytes: int = 4 << 20) -> Path:
     """The FTS5 table ``atoms(str, cui)`` of the filtered MRCONSO strings (built now unless it exists)."""
     import pyarrow.compute as pc
 

@@ -80,33 +80,37 @@ class RelationGraph:
         """Build from integer edge arrays (duplicates of (src, dst) keep the lowest label id); ``cuis`` in any
         order (node ids follow the sorted CUIs)."""
         n = len(cuis)
-        src, dst, lab = (np.asarray(src, np.int64), np.asarray(dst, np.int64), np.asarray(lab, np.int16))
+        # int32 ids and one int64 sort key: ~30 bytes an edge at the peak (a release's MRREL has tens of millions)
+        src, dst, lab = (np.asarray(src, np.int32), np.asarray(dst, np.int32), np.asarray(lab, np.int16))
         cuis = np.asarray(cuis).astype("S") if n else np.zeros(0, "S1")
         order = np.argsort(cuis, kind="stable")
         if n and (order != np.arange(n)).any():
-            rank = np.empty(n, np.int64)
-            rank[order] = np.arange(n)
+            rank = np.empty(n, np.int32)
+            rank[order] = np.arange(n, dtype=np.int32)
             cuis, src, dst = cuis[order], rank[src], rank[dst]
+        del order
         keep = src != dst
         src, dst, lab = src[keep], dst[keep], lab[keep]
-        order = np.lexsort((lab, dst, src))
+        del keep
+        order = np.lexsort((lab, (src.astype(np.int64) << 32) | dst))
         src, dst, lab = src[order], dst[order], lab[order]
+        del order
         if len(src):
             first = np.ones(len(src), bool)
             first[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
             src, dst, lab = src[first], dst[first], lab[first]
+            del first
         fwd_ptr = np.zeros(n + 1, np.int64)
         np.cumsum(np.bincount(src, minlength=n), out=fwd_ptr[1:])
-        border = np.lexsort((lab, src, dst))
+        border = np.lexsort((lab, (dst.astype(np.int64) << 32) | src))
         bwd_ptr = np.zeros(n + 1, np.int64)
         np.cumsum(np.bincount(dst, minlength=n), out=bwd_ptr[1:])
-        return cls(np.asarray(cuis, dtype=object), list(labels), fwd_ptr, dst.astype(np.int32), lab,
-                   bwd_ptr, src[border].astype(np.int32), lab[border])
+        return cls(cuis, list(labels), fwd_ptr, dst, lab, bwd_ptr, src[border], lab[border])
 
     @classmethod
     def from_mrrel(cls, umls_dir: str | Path,
                    excluded_relations: tuple[str, ...] = REFERENCE_EXCLUDED_RELATIONS,
-                   suppress: tuple[str, ...] | None = None, block_bytes: int = 16 << 20) -> "RelationGraph":
+                   suppress: tuple[str, ...] | None = None, block_bytes: int = 4 << 20) -> "RelationGraph":
         """Two streamed passes over MRREL (bounded memory whatever its size): the distinct CUIs, then the edges as
         integer ids (a binary search per block). Rows whose SUPPRESS flag is not in ``suppress`` are left out."""
         import pyarrow as pa

@@ -66,9 +66,10 @@ def read_rrf(path: str | Path, columns: list[str], keep: list[str]) -> pa.Table:
                          f"({exc}); check the file is an uncompressed UMLS release file") from None
 
 
-def iter_rrf(path: str | Path, columns: list[str], keep: list[str], block_bytes: int = 16 << 20):
+def iter_rrf(path: str | Path, columns: list[str], keep: list[str], block_bytes: int = 4 << 20):
     """The ``keep`` columns of a pipe-separated RRF file as record batches of about ``block_bytes`` each: a
-    release's MRCONSO / MRREL (tens of millions of rows) is read in bounded memory."""
+    release's MRCONSO / MRREL (tens of millions of rows) is read in bounded memory (~300 MB at 4 MB blocks,
+    measured; 16 MB blocks read no faster and hold more)."""
     from pyarrow import csv
 
     names = [*columns, "_trailing"]
@@ -159,7 +160,7 @@ class UmlsVocabulary:
     @classmethod
     def from_rrf(cls, umls_dir: str | Path, languages: tuple[str, ...] = ("ENG",),
                  sources: tuple[str, ...] | None = None, names=None,
-                 suppress: tuple[str, ...] = DEFAULT_SUPPRESS, block_bytes: int = 16 << 20) -> "UmlsVocabulary":
+                 suppress: tuple[str, ...] = DEFAULT_SUPPRESS, block_bytes: int = 4 << 20) -> "UmlsVocabulary":
         """The vocabulary of ``names`` (None = every string) with the preferred names of the CUIs they map to."""
         import pyarrow.compute as pc
 
@@ -188,7 +189,7 @@ class UmlsVocabulary:
 
 def preferred_names(umls_dir: str | Path, cuis=None, languages: tuple[str, ...] = ("ENG",),
                     sources: tuple[str, ...] | None = None, suppress: tuple[str, ...] = DEFAULT_SUPPRESS,
-                    block_bytes: int = 16 << 20) -> dict[str, str]:
+                    block_bytes: int = 4 << 20) -> dict[str, str]:
     """CUI -> its preferred English string (TS=P, STT=PF, ISPREF=Y first), for ``cuis`` (None = all), streamed."""
     import pyarrow.compute as pc
 
@@ -209,7 +210,7 @@ def preferred_names(umls_dir: str | Path, cuis=None, languages: tuple[str, ...] 
     return _first_best(keys, strs, np.concatenate(ranks) if ranks else np.zeros(0, np.int8))
 
 
-def semantic_types(umls_dir: str | Path, cuis=None, block_bytes: int = 16 << 20) -> dict[str, frozenset[str]]:
+def semantic_types(umls_dir: str | Path, cuis=None, block_bytes: int = 4 << 20) -> dict[str, frozenset[str]]:
     """CUI -> its TUIs (MRSTY), for ``cuis`` (None = all), streamed."""
     import pyarrow.compute as pc
 
