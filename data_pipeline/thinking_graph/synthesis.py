@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -219,7 +220,10 @@ def synthesise(jobs, spec, responses: Path) -> tuple[dict, dict]:
 
     log.info("synthesis: %d samples already settled; requesting the others from %s", len(finished), spec.base_url)
     counters = Counters()
-    asyncio.run(_run(todo(), spec, responses, counters, earlier))
+    pending = todo()
+    first = next(pending, None)
+    if first is not None:  # nothing left to ask: the endpoint is not contacted at all (it may be down by now)
+        asyncio.run(_run(itertools.chain([first], pending), spec, responses, counters, earlier))
     finished = load_finished(responses, spec.give_up_after_runs)
     chosen: dict[int, tuple[str, str]] = {}
     reasons: dict[str, int] = {}

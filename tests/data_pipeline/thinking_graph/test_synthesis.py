@@ -133,3 +133,13 @@ def test_prompts_are_read_lazily_with_bounded_requests_in_flight(tmp_path, fake_
         assert len(chosen) == 40 and read == list(range(40))
         assert 1 <= fake.max_in_flight <= 3
         assert max(ahead) <= 3  # never more than max_concurrency prompts held at once
+
+
+def test_a_rerun_with_nothing_left_does_not_contact_the_endpoint(tmp_path, fake_openai):
+    out = tmp_path / "responses.jsonl"
+    with fake_openai() as fake:
+        url = fake.base_url
+        synthesise(jobs(3), spec(url, model=None), out)
+    # the server is gone; every sample is settled, so the re-run asks nothing (not even GET /v1/models)
+    chosen, summary = synthesise(jobs(3), spec(url, model=None), out)
+    assert sorted(chosen) == [0, 1, 2] and summary["requests"] == 0 and summary["samples_resumed"] == 3
