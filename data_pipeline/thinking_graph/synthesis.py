@@ -47,35 +47,29 @@ def check_destination(spec) -> None:
             "synthesis.allow_ehr_to_third_party_api: true only if your data use agreement allows it")
 
 
-def load_finished(path: Path, give_up_after_runs: int | None = None) -> dict[int, dict]:
-    """idx -> its last record in ``responses.jsonl``: answered (``candidates``), failed permanently (``failed``),
-    or failed for now (``transient_failures``: runs that failed it; it counts as finished once it reaches
-    ``give_up_after_runs``)."""
-    done: dict[int, dict] = {}
+def _rows(path: Path):
+    """The records of ``responses.jsonl``, in order; a line cut by an interruption is skipped (that sample is
+    requested again)."""
     if path.is_file():
         with path.open(encoding="utf-8") as fh:
             for line in fh:
                 try:
-                    row = json.loads(line)
+                    yield json.loads(line)
                 except json.JSONDecodeError:
-                    continue  # a line cut by an interruption: that sample is requested again
-                done[int(row["idx"])] = row
+                    continue
+
+
+def load_finished(path: Path, give_up_after_runs: int | None = None) -> dict[int, dict]:
+    """idx -> its last record in ``responses.jsonl``: answered (``candidates``), failed permanently (``failed``),
+    or failed for now (``transient_failures``: runs that failed it; it counts as finished once it reaches
+    ``give_up_after_runs``)."""
+    done = {int(row["idx"]): row for row in _rows(path)}
     return {i: r for i, r in done.items() if "transient_failures" not in r or (
         give_up_after_runs is not None and r["transient_failures"] >= give_up_after_runs)}
 
 
 def _transient_counts(path: Path) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    if path.is_file():
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if "transient_failures" in row:
-                    counts[int(row["idx"])] = int(row["transient_failures"])
-    return counts
+    return {int(row["idx"]): int(row["transient_failures"]) for row in _rows(path) if "transient_failures" in row}
 
 
 class Counters:
