@@ -225,7 +225,7 @@ def _pack_bucket(batch: dict[str, np.ndarray], spec: dict, rows_dir: str) -> dic
     return {k: np.asarray(v, np.int64) for k, v in out.items()}
 
 
-def _layout(spec: DataSpec, n_records: int, n_chunks: int) -> tuple[int, int]:
+def _layout(spec: DataSpec, n_chunks: int) -> tuple[int, int]:
     """(file chunks per tokenize task, packing chunks per bucket): each about ``prep_block_mb`` of tokens at the
     worst case (every example ``max_seq_length`` tokens, input ids and labels as int32)."""
     per_example = spec.max_seq_length * 8
@@ -264,7 +264,7 @@ def prepare_rows(spec: DataSpec, model_path: str | Path, out_dir: str | Path, se
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / ROWS_DIR).mkdir(parents=True)
     work = tmp / "tok"
-    per_group, per_bucket = _layout(spec, st.records, len(chunks))
+    per_group, per_bucket = _layout(spec, len(chunks))
     groups = [{"group": g, "chunks": json.dumps(chunks[i:i + per_group])}
               for g, i in enumerate(range(0, len(chunks), per_group))]
     (ray.data.from_items(groups, override_num_blocks=len(groups))

@@ -313,7 +313,7 @@ def evidence_dataset(hist_ds, kept: pd.DataFrame, umls_dir: Path, cfg: ThinkingG
              graph.array_bytes() / 2**20, time.time() - t0)
     pairs = kept[["b", "a"]].drop_duplicates()
     pairs = pairs[pairs["a"].str[0].ne("~") & pairs["b"].str[0].ne("~")]
-    found: dict[tuple[str, str], list[str]] = {}
+    node_paths: dict[tuple[str, str], tuple[list[str], list[int]]] = {}
     if len(pairs):
         graph_ref = ray.put(graph)
         ds = ray.data.from_pandas(pairs.rename(columns={"b": "source", "a": "target"}).reset_index(drop=True))
@@ -321,27 +321,23 @@ def evidence_dataset(hist_ds, kept: pd.DataFrame, umls_dir: Path, cfg: ThinkingG
                             compute=ray.data.ActorPoolStrategy(size=cfg.num_workers),
                             fn_constructor_kwargs={"graph": [graph_ref], "max_length": cfg.umls.max_path_length,
                                                    "max_nodes": cfg.umls.max_path_nodes})
-        node_paths: dict[tuple[str, str], tuple[list[str], list[int]]] = {}
         for batch in ds.iter_batches(batch_format="pandas", batch_size=None):
             for s, t, nodes, labels in zip(batch["source"], batch["target"], batch["nodes"], batch["labels"]):
                 if nodes is not None and len(nodes):
                     node_paths[(s, t)] = (list(nodes), [int(x) for x in labels])
-        # preferred names of the CUIs on a path or kept as history concepts only: one streamed MRCONSO pass
-        needed = {c for nodes, _ in node_paths.values() for c in nodes} | {k for k in kept["b"] if k[0] != "~"}
-        pref = preferred_names(umls_dir, needed, sources=cfg.umls.sources_tuple(),
-                               suppress=tuple(cfg.umls.atom_suppress))
-        for key, (nodes, labels) in node_paths.items():
-            path = [pref.get(nodes[0], nodes[0])]
-            for lab, node in zip(labels, nodes[1:]):
-                path += [graph.labels[lab], pref.get(node, node)]
-            found[key] = path
+    # preferred names of the CUIs on a path or kept as history concepts only: one streamed MRCONSO pass
+    needed = {c for nodes, _ in node_paths.values() for c in nodes} | {k for k in kept["b"] if k[0] != "~"}
+    pref = preferred_names(umls_dir, needed, sources=cfg.umls.sources_tuple(), suppress=tuple(cfg.umls.atom_suppress))
+    found: dict[tuple[str, str], list[str]] = {}
+    for key, (nodes, labels) in node_paths.items():
+        path = [pref.get(nodes[0], nodes[0])]
+        for lab, node in zip(labels, nodes[1:]):
+            path += [graph.labels[lab], pref.get(node, node)]
+        found[key] = path
     log.info("paths: %d of %d distinct pairs connected (%.1fs)", len(found), len(pairs), time.time() - t0)
     by_target: dict[tuple[str, str], list[tuple[str, float, int]]] = {}
     for task, a, b, n, lift in zip(kept["task"], kept["a"], kept["b"], kept["n"], kept["lift"]):
         by_target.setdefault((task, a), []).append((b, float(lift), int(n)))
-    if not len(pairs):
-        pref = preferred_names(umls_dir, {k for k in kept["b"] if k[0] != "~"}, sources=cfg.umls.sources_tuple(),
-                               suppress=tuple(cfg.umls.atom_suppress))
     names = {k: (pref.get(k, k) if not k.startswith("~") else k[1:]) for k in set(kept["b"])}
     ref = ray.put((by_target, found, names))
     schema = pa.schema([("idx", pa.int64()), ("task", pa.string()), ("evidence", pa.string()),

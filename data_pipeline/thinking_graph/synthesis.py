@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from data_pipeline.thinking_graph.egress import EgressRefused, guarded_async_client
+from data_pipeline.thinking_graph.egress import EgressRefused, guarded_async_client, host_allowed, refusal
 from data_pipeline.thinking_graph.reasoning import rejection_reason
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,9 @@ class ThirdPartyRefused(EgressRefused):
 
 
 def check_destination(spec) -> None:
-    from data_pipeline.thinking_graph.config import is_local_or_trusted
-
     host = urlparse(spec.base_url).hostname or ""
-    if not is_local_or_trusted(host, list(spec.trusted_hosts)) and not spec.allow_ehr_to_third_party_api:
-        raise ThirdPartyRefused(
-            f"refusing to send EHR text to {host!r}: not this machine and not in synthesis.trusted_hosts; set "
-            "synthesis.allow_ehr_to_third_party_api: true only if your data use agreement allows it")
+    if not host_allowed(host, list(spec.trusted_hosts)) and not spec.allow_ehr_to_third_party_api:
+        raise ThirdPartyRefused(refusal(host))
 
 
 def _rows(path: Path):

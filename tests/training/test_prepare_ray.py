@@ -56,7 +56,7 @@ def test_rows_equal_the_in_memory_reference(ray_session, files, model_dir, tmp_p
                                             prep_block_mb=1),
     }[case]
     if case == "many_groups_and_buckets":
-        assert prepare._layout(spec, 150, 5) == (1, 3)
+        assert prepare._layout(spec, 5) == (1, 3)
     rows_dir, stats = prepare_rows(spec, model_dir, tmp_path / "prep", seed=5)
     assert not (tmp_path / "prep" / "tok").exists()  # the intermediate files are gone
     expected, ref_stats = build_rows(transformers.AutoTokenizer.from_pretrained(model_dir), spec, seed=5)
