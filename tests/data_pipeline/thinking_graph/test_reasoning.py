@@ -90,3 +90,14 @@ def test_the_finding_that_explains_a_label_beats_a_higher_lift_home_drug():
     assert "No finding in this record links to Biopsy; it follows from the usual course" in text
     assert "**Labevents [2150-01-02 09:00:00]**" in text and rejection_reason(text, ["Dialysis", "Ultrasound",
                                                                                     "Biopsy"]) is None
+
+
+def test_label_coverage_counts_evidence_paths_and_readable_paths():
+    from data_pipeline.thinking_graph.records import _count_coverage
+
+    coverage = {"labels": 0, "with_evidence": 0, "with_path": 0, "with_readable_path": 0}
+    evidence = [{"target": "A", "path": ["x", "may treat", "A"]},
+                {"target": "B", "path": ["x", "has relationship", "B"]},   # a path, but a vague one
+                {"target": "C", "path": None}]
+    _count_coverage(coverage, ["A", "B", "C", "D"], evidence)
+    assert coverage == {"labels": 4, "with_evidence": 3, "with_path": 2, "with_readable_path": 1}
